@@ -1,0 +1,94 @@
+// Package executor is a typed client for Apinizer's APIOps endpoints: it
+// turns a validated job into exactly the HTTP request Apinizer documents,
+// retries transient failures with exponential backoff, and classifies the
+// outcome so that callers can decide a job's fate with errors.Is and
+// errors.As.
+//
+// The package knows nothing of NATS.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/apiops-worker/apiops-worker/jobs"
+)
+
+// Outcome classes. Every error Execute returns matches exactly one of
+// ErrPermanent and ErrRetryable under errors.Is.
+var (
+	// ErrPermanent: Apinizer refused the change (400, 401, 403, 404, 409,
+	// 422, or a response that cannot be understood); repeating the call
+	// cannot help.
+	ErrPermanent = errors.New("permanent failure")
+	// ErrRetryable: the call may succeed later (network error, timeout, 408,
+	// 429, 5xx).
+	ErrRetryable = errors.New("retryable failure")
+)
+
+// APIError is an error response from Apinizer (or from a proxy in front of
+// it). It matches ErrPermanent or ErrRetryable under errors.Is according to
+// its status code.
+type APIError struct {
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Code is Apinizer's "error" field ("bad_request", "unauthorized_client",
+	// "not_found"), "FAILURE" for the newer {"status":"FAILURE"} bodies, or
+	// "http_<status>" when the body carried none (an HTML page from a proxy).
+	Code string
+	// Message is Apinizer's error_description or resultMessage, or a short
+	// excerpt of an unstructured body.
+	Message string
+	// RetryAfter is the delay a 429 or 503 asked for, zero if none.
+	RetryAfter time.Duration
+}
+
+// TransportError is a failure to get any HTTP response: connection refused,
+// reset, TLS failure, or the per-attempt timeout. It matches ErrRetryable.
+type TransportError struct {
+	Err error
+}
+
+// Response is what a call achieved. Execute returns it with or without an
+// error, so that Attempts is always known.
+type Response struct {
+	// Status is jobs.StatusSucceeded or jobs.StatusPartial when the error is
+	// nil, and empty otherwise.
+	Status jobs.Status
+	// Deployment is Apinizer's deployment report, folded to one entry per
+	// environment. Nil when the error is not nil, and for a delete that was
+	// already gone.
+	Deployment *jobs.DeploymentResult
+	// Attempts is the number of HTTP attempts this call made.
+	Attempts int
+	// AlreadyGone is set when a delete answered "not found" after an earlier
+	// attempt of the same job may have reached Apinizer: the resource is gone,
+	// which is what the job asked for.
+	AlreadyGone bool
+}
+
+// Call carries the per-delivery options of one Execute.
+type Call struct {
+	// PriorAttempts is the number of HTTP attempts earlier deliveries of the
+	// same job made. When it is positive, a delete answered "not found" is
+	// reported as AlreadyGone instead of failing.
+	PriorAttempts int
+	// Header holds extra request headers, such as a W3C traceparent.
+	Header http.Header
+	// BeforeAttempt, if set, runs before every HTTP attempt with the job's
+	// overall attempt number (PriorAttempts+1 for the first). An error stops
+	// the call before the request is sent and is returned wrapped.
+	BeforeAttempt func(ctx context.Context, attempt int) error
+	// OnRetry, if set, runs after a retryable failure, before waiting wait.
+	OnRetry func(attempt int, err error, wait time.Duration)
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("apinizer: %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+func (e *TransportError) Error() string { return "apinizer: transport: " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }

@@ -1,0 +1,85 @@
+package jobs
+
+import (
+	"strings"
+	"time"
+)
+
+// Status is a job's final state.
+type Status string
+
+// Final job states, as fixed by the wire contract.
+const (
+	// StatusSucceeded: Apinizer applied the change and deployed it everywhere.
+	StatusSucceeded Status = "succeeded"
+	// StatusPartial: Apinizer applied the change but at least one
+	// environment's deployment failed.
+	StatusPartial Status = "partial"
+	// StatusFailed: the change was not applied.
+	StatusFailed Status = "failed"
+	// StatusSuperseded: a newer job for the same resource was applied first,
+	// so this one was skipped.
+	StatusSuperseded Status = "superseded"
+)
+
+// Result is the event published once for every job that reaches a final state,
+// on ResultSubject(job subject).
+type Result struct {
+	JobID        string `json:"jobId"`
+	Subject      string `json:"subject"`
+	ProjectName  string `json:"projectName"`
+	ResourceName string `json:"resourceName"`
+	Status       Status `json:"status"`
+	// Attempts counts the Apinizer HTTP attempts made for the job, across
+	// in-process retries and redeliveries.
+	Attempts         int               `json:"attempts"`
+	StartedAt        time.Time         `json:"startedAt"`
+	FinishedAt       time.Time         `json:"finishedAt"`
+	DeploymentResult *DeploymentResult `json:"deploymentResult"`
+	Error            *ResultError      `json:"error"`
+	// SupersededBy names the job whose application made this one obsolete;
+	// set only with StatusSuperseded.
+	SupersededBy string `json:"supersededBy,omitempty"`
+}
+
+// DeploymentResult is Apinizer's report of deploying (or undeploying) the
+// changed resource, normalised to one entry per environment.
+type DeploymentResult struct {
+	Success            bool                `json:"success"`
+	Message            string              `json:"message"`
+	EnvironmentResults []EnvironmentResult `json:"environmentResults"`
+}
+
+// EnvironmentResult is the deployment outcome in one environment.
+type EnvironmentResult struct {
+	EnvironmentName string `json:"environmentName"`
+	Success         bool   `json:"success"`
+	Message         string `json:"message"`
+}
+
+// ResultError explains a failed job. Code is Apinizer's error code where it
+// gave one, otherwise one of the project's own codes.
+type ResultError struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	HTTPStatus int    `json:"httpStatus,omitempty"`
+	Retryable  bool   `json:"retryable"`
+}
+
+// ResultSubjectPrefix is the prefix of every result subject.
+const ResultSubjectPrefix = "apiops.results."
+
+// ResultSubject maps a job subject to its result subject:
+// "apiops.certificate.update" becomes "apiops.results.certificate.update".
+// A subject outside the apiops namespace maps to "apiops.results.invalid".
+func ResultSubject(subject string) string {
+	rest, ok := strings.CutPrefix(subject, "apiops.")
+	if !ok || rest == "" || strings.HasPrefix(rest, "results.") {
+		return ResultSubjectPrefix + "invalid"
+	}
+	return ResultSubjectPrefix + rest
+}
+
+// ResultMsgID is the Nats-Msg-Id of a job's result, derived from the job id so
+// that the results stream deduplicates a republished result.
+func ResultMsgID(jobID string) string { return "result:" + jobID }
