@@ -1,0 +1,79 @@
+// Command enqueue publishes apiops jobs to NATS JetStream, one from flags or
+// many from a JSON or NDJSON file, and can wait for their results or look up
+// a past job's result.
+//
+//	enqueue certificate update --project P --name N --pem cert.pem --alias A --description D --env production,staging
+//	enqueue key delete --project P --name my-key --wait
+//	enqueue publish --subject apiops.key.delete jobs.ndjson
+//	enqueue result JOB_ID
+//
+// Exit status: 0 when every job was published (and, with --wait, succeeded),
+// 1 when a job did not succeed or its result did not arrive in time, 2 for a
+// usage, input or connection error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// errNotSucceeded reports that a job waited for did not succeed, or that its
+// result did not arrive in time; its details were printed already.
+var errNotSucceeded = errors.New("not every job succeeded")
+
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	case errors.Is(err, errNotSucceeded):
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return 1
+	default:
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return 2
+	}
+}
+
+const usage = `usage:
+  enqueue certificate update --project P --name N --pem FILE --alias A --description D --env E1,E2 [--jwk-update-action NULLIFY|UPDATE] [--update-scope SAME_PROJECT|ALL_PROJECTS]
+  enqueue certificate create --project P --name N --pem FILE --alias A --description D --env E1,E2
+  enqueue certificate delete --project P --name N [--jwk-delete-action NULLIFY|DELETE]
+  enqueue key delete --project P --name N [--jwk-delete-action NULLIFY|DELETE]
+  enqueue credential delete --project P --name USERNAME
+  enqueue credential publickey delete --project P --name USERNAME
+  enqueue publish [--subject S] FILE|-     (JSON object, JSON array or NDJSON; a "subject" field per job overrides --subject)
+  enqueue result JOB_ID                     (print a past job's result)
+
+common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --user U ($NATS_USER) --password P ($NATS_PASSWORD)
+              --token T ($NATS_TOKEN) --id JOB_ID --wait --timeout DURATION
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "publish":
+		return runPublish(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "result":
+		return runResult(ctx, args[1:], getenv, stdout, stderr)
+	}
+	return runJob(ctx, args, getenv, stdout, stderr)
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/jobs"
+)
+
+// runPublish publishes the jobs of a JSON or NDJSON file (or stdin). Every
+// job is validated first; if any is invalid, each bad one is reported with
+// its line number and nothing is published.
+func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var (
+		c       common
+		subject string
+	)
+	fs := flag.NewFlagSet("enqueue publish", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	fs.StringVar(&subject, "subject", "", "subject of jobs that carry no \"subject\" field")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("publish: want one file name, or - for standard input")
+	}
+	in := stdin
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	js, err := readJobs(bufio.NewReaderSize(in, 1<<20), subject)
+	if err != nil {
+		return err
+	}
+	return publishJobs(ctx, &c, js, stdout, stderr)
+}
+
+// readJobs decodes a stream of JSON values, each a job or an array of jobs.
+func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return nil, fmt.Errorf("publish: read: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var (
+		out  []jobs.Job
+		errs []error
+	)
+	add := func(raw json.RawMessage, offset int64) {
+		line := 1 + bytes.Count(data[:offset], []byte("\n"))
+		var head struct {
+			Subject string `json:"subject"`
+		}
+		_ = json.Unmarshal(raw, &head)
+		s := head.Subject
+		if s == "" {
+			s = subject
+		}
+		if s == "" {
+			errs = append(errs, fmt.Errorf("line %d: no subject (give the job a \"subject\" field or use --subject)", line))
+			return
+		}
+		job, err := jobs.Decode(s, nil, raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+			return
+		}
+		out = append(out, job)
+	}
+	for {
+		offset := skipSpace(data, dec.InputOffset())
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			line := 1 + bytes.Count(data[:offset], []byte("\n"))
+			errs = append(errs, fmt.Errorf("line %d: malformed JSON: %v", line, err))
+			break
+		}
+		if len(raw) > 0 && raw[0] == '[' {
+			var items []json.RawMessage
+			if err := json.Unmarshal(raw, &items); err != nil {
+				errs = append(errs, fmt.Errorf("line %d: %v", 1+bytes.Count(data[:offset], []byte("\n")), err))
+				continue
+			}
+			// Elements of an array are reported at the array's line.
+			for _, item := range items {
+				add(item, offset)
+			}
+			continue
+		}
+		add(raw, offset)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("publish: nothing published, %d invalid job(s):\n%w", len(errs), errors.Join(errs...))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("publish: no jobs in input")
+	}
+	return out, nil
+}
+
+// skipSpace returns the offset of the first non-space byte at or after off,
+// where the next JSON value begins.
+func skipSpace(data []byte, off int64) int64 {
+	for off < int64(len(data)) && (data[off] == ' ' || data[off] == '\n' || data[off] == '\r' || data[off] == '\t') {
+		off++
+	}
+	return off
+}
+
+// publishJobs publishes jobs asynchronously with bounded pending acks, each
+// with Nats-Msg-Id set to its job id, and prints the job ids, or with --wait
+// their results.
+func publishJobs(ctx context.Context, c *common, list []jobs.Job, stdout, stderr io.Writer) error {
+	nc, js, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	var w *waiter
+	if c.wait {
+		if w, err = newWaiter(ctx, js); err != nil {
+			return err
+		}
+	}
+	batch := len(list) > 1
+	futures := make([]jetstream.PubAckFuture, 0, len(list))
+	for i, job := range list {
+		msg, err := jobs.NewMsg(job)
+		if err != nil {
+			return fmt.Errorf("job %d: %w", i+1, err)
+		}
+		f, err := js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish job %q: %w", job.ID(), err)
+		}
+		futures = append(futures, f)
+		if batch && (i+1)%10000 == 0 {
+			fmt.Fprintf(stderr, "published %d/%d\n", i+1, len(list))
+		}
+	}
+	ackCtx, cancel := context.WithTimeout(ctx, 30*time.Second+time.Duration(len(list))*time.Millisecond)
+	defer cancel()
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ackCtx.Done():
+		return fmt.Errorf("publish: no acknowledgement from JetStream: %w", ackCtx.Err())
+	}
+	duplicates := 0
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				duplicates++
+			}
+			if w != nil {
+				if err := w.expect(ctx, list[i].ID(), ack.Duplicate); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(stdout, list[i].ID())
+			}
+		case err := <-f.Err():
+			return fmt.Errorf("publish job %q: %w", list[i].ID(), err)
+		}
+	}
+	if batch || duplicates > 0 {
+		fmt.Fprintf(stderr, "published %d job(s), %d already known (duplicate job id within the window)\n", len(list), duplicates)
+	}
+	if w == nil {
+		return nil
+	}
+	return w.wait(ctx, c.timeout, stdout, stderr)
+}

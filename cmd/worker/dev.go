@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/streams"
+)
+
+const devToken = "dev-token"
+
+// devEnv is the development setup: an embedded NATS server with JetStream and
+// the Apinizer simulator, both on loopback.
+type devEnv struct {
+	cfg     config
+	nats    *server.Server
+	sim     *apinizertest.Server
+	tempDir string
+}
+
+func startDev(ctx context.Context, cfg config, log *slog.Logger) (*devEnv, error) {
+	log.Warn("DEVELOPMENT SETUP: embedded NATS server and Apinizer simulator; never use --dev in production")
+	env := &devEnv{cfg: cfg}
+	dir := cfg.devDataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "apiops-dev-*"); err != nil {
+			return nil, fmt.Errorf("dev: data dir: %w", err)
+		}
+		env.tempDir = dir
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "apiops-dev",
+		Host:       "127.0.0.1",
+		Port:       -1,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		env.close()
+		return nil, fmt.Errorf("dev: nats server: %w", err)
+	}
+	ns.Start()
+	env.nats = ns
+	if !ns.ReadyForConnections(10 * time.Second) {
+		env.close()
+		return nil, fmt.Errorf("dev: nats server not ready within 10s")
+	}
+
+	env.sim = apinizertest.NewServer(apinizertest.Config{Token: devToken, Logger: log.With("component", "apinizer-simulator")})
+	seedSimulator(env.sim)
+
+	env.cfg.natsURL = ns.ClientURL()
+	env.cfg.apinizerURL = env.sim.URL
+	env.cfg.apinizerToken, env.cfg.apinizerTokenFile = devToken, ""
+	log.Warn("DEVELOPMENT SETUP ready", "nats", env.cfg.natsURL, "apinizer_simulator", env.sim.URL, "nats_data", dir)
+	return env, nil
+}
+
+func (e *devEnv) close() {
+	if e.sim != nil {
+		e.sim.Close()
+	}
+	if e.nats != nil {
+		e.nats.Shutdown()
+		e.nats.WaitForShutdown()
+	}
+	if e.tempDir != "" {
+		os.RemoveAll(e.tempDir)
+	}
+}
+
+// The simulator's project and the resources the sample jobs change.
+const (
+	sampleProject = "MyProject"
+)
+
+func seedSimulator(sim *apinizertest.Server) {
+	sim.AddProject(sampleProject, "production", "staging")
+	sim.AddCertificate(sampleProject, "my-certificate", samplePEM())
+	sim.AddCertificate(sampleProject, "old-certificate", samplePEM())
+	sim.AddKey(sampleProject, "my-key")
+	sim.AddCredential(sampleProject, "api-user", true)
+	sim.AddCredential(sampleProject, "old-user", true)
+}
+
+// sampleJobs is one job of each kind, on distinct resources so that none
+// supersedes another.
+func sampleJobs(runID string) []jobs.Job {
+	cert := jobs.CertificateFields{
+		Alias:                  "sample-alias",
+		CertificateDescription: "Sample certificate from make run",
+		EnvironmentList:        []string{"production", "staging"},
+		PEMEncodedFile:         samplePEM(),
+	}
+	id := func(kind string) string { return "sample-" + runID + "-" + kind }
+	return []jobs.Job{
+		&jobs.CertificateUpdate{JobID: id("certificate-update"), ProjectName: sampleProject, CertificateName: "my-certificate", CertificateFields: cert, JWKUpdateAction: jobs.JWKUpdateUpdate, UpdateScope: jobs.UpdateScopeSameProject},
+		&jobs.CertificateCreate{JobID: id("certificate-create"), ProjectName: sampleProject, CertificateName: "new-certificate", CertificateFields: cert},
+		&jobs.CertificateDelete{JobID: id("certificate-delete"), ProjectName: sampleProject, CertificateName: "old-certificate", JWKDeleteAction: jobs.JWKDeleteNullify},
+		&jobs.KeyDelete{JobID: id("key-delete"), ProjectName: sampleProject, KeyName: "my-key"},
+		&jobs.CredentialDelete{JobID: id("credential-delete"), ProjectName: sampleProject, Username: "old-user"},
+		&jobs.CredentialPublicKeyDelete{JobID: id("credential-publickey-delete"), ProjectName: sampleProject, Username: "api-user"},
+	}
+}
+
+// publishSamples publishes one job of each kind and prints each result as it
+// arrives.
+func publishSamples(ctx context.Context, js jetstream.JetStream, stdout io.Writer, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	// An ordered consumer created before publishing sees every result.
+	rc, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		log.Error("samples: results consumer", "err", err)
+		return
+	}
+	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"))
+	want := make(map[string]bool, len(samples))
+	for _, job := range samples {
+		if _, err := jobs.Publish(ctx, js, job); err != nil {
+			log.Error("samples: publish", "job_id", job.ID(), "err", err)
+			return
+		}
+		want[job.ID()] = true
+	}
+	fmt.Fprintf(stdout, "published %d sample jobs; results:\n", len(samples))
+	for len(want) > 0 {
+		msg, err := rc.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			log.Error("samples: waiting for results", "missing", len(want), "err", err)
+			return
+		}
+		var r jobs.Result
+		if json.Unmarshal(msg.Data(), &r) != nil || !want[r.JobID] {
+			continue
+		}
+		delete(want, r.JobID)
+		out, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Fprintf(stdout, "%s\n%s\n", msg.Subject(), out)
+	}
+	fmt.Fprintln(stdout, "all sample jobs finished; the worker keeps serving until Ctrl-C")
+}
+
+// samplePEM returns a fresh self-signed certificate; its key is discarded.
+func samplePEM() string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "apiops sample"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}

@@ -1,0 +1,249 @@
+// Command worker consumes apiops jobs from NATS JetStream, applies them to
+// Apinizer through its APIOps endpoints, and publishes one result per job.
+//
+// Configuration comes from environment variables, each with a flag that
+// overrides it; run with -h for the list. With --dev it starts an embedded
+// NATS server and the Apinizer simulator instead of connecting to real ones.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	level, _ := parseLevel(cfg.logLevel)
+	var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.logFormat == "text" {
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
+
+	if cfg.dev {
+		env, err := startDev(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer env.close()
+		cfg = env.cfg
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	nc, err := connectNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	topo := streams.Config{
+		Replicas:        cfg.replicas,
+		DuplicateWindow: cfg.duplicateWindow,
+		AckWait:         cfg.ackWait,
+		MaxDeliver:      cfg.maxDeliver,
+	}.WithDefaults()
+	if err := topo.Validate(); err != nil {
+		return err
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cfg.provision {
+		if err := streams.Provision(setupCtx, js, topo); err != nil {
+			return err
+		}
+	} else if err := streams.Verify(setupCtx, js); err != nil {
+		return err
+	}
+	cons, err := js.Consumer(setupCtx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", streams.Consumer, err)
+	}
+	kv, err := js.KeyValue(setupCtx, streams.LedgerBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", streams.LedgerBucket, err)
+	}
+	cancel()
+
+	owner, _ := os.Hostname()
+	owner = fmt.Sprintf("%s-%d-%d", owner, os.Getpid(), time.Now().UnixNano()%1e6)
+	led, err := ledger.New(kv, ledger.Config{Owner: owner, Lease: cfg.lease})
+	if err != nil {
+		return err
+	}
+
+	retry := executor.DefaultRetryPolicy()
+	retry.MaxElapsedTime = cfg.retryBudget
+	exec, err := executor.New(executor.Config{
+		BaseURL:        cfg.apinizerURL,
+		Token:          cfg.token(),
+		Concurrency:    cfg.concurrency,
+		AttemptTimeout: cfg.attemptTimeout,
+		Retry:          retry,
+		Transport:      m.InstrumentRoundTripper(executor.NewTransport(cfg.concurrency)),
+	})
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Config{
+		Concurrency:   cfg.concurrency,
+		AckWait:       cfg.ackWait,
+		MaxDeliver:    cfg.maxDeliver,
+		JobTimeout:    cfg.jobTimeout,
+		ShutdownGrace: cfg.shutdownGrace,
+		Ledger:        led,
+		Logger:        log,
+		Metrics:       m,
+	}, js, cons, exec)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.metricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           routes(reg, func() bool { return nc.IsConnected() && w.Bound() }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("worker started", "owner", owner, "metrics", "http://"+ln.Addr().String()+"/metrics",
+		"concurrency", cfg.concurrency, "apinizer", cfg.apinizerURL)
+
+	if cfg.dev && cfg.samples {
+		go publishSamples(ctx, js, stdout, log)
+	}
+
+	runErr := w.Run(ctx)
+	log.Info("worker stopping: draining NATS connection")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if err := drain(shutdownCtx, nc); err != nil {
+		log.Warn("NATS drain did not finish", "err", err)
+	}
+	log.Info("worker stopped")
+	return runErr
+}
+
+// routes serves the metrics of reg and the health endpoints: /healthz says
+// the process is alive, /readyz that it is connected and consuming.
+func routes(reg *prometheus.Registry, ready func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: NATS disconnected or consumer not bound", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// connectNATS connects with the authentication and TLS settings given;
+// credentials are never logged.
+func connectNATS(cfg config, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("apiops-worker"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+	}
+	switch {
+	case cfg.natsCreds != "":
+		opts = append(opts, nats.UserCredentials(cfg.natsCreds))
+	case cfg.natsNKey != "":
+		o, err := nats.NkeyOptionFromSeed(cfg.natsNKey)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY: %w", err)
+		}
+		opts = append(opts, o)
+	case cfg.natsUser != "":
+		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
+	case cfg.natsToken != "":
+		opts = append(opts, nats.Token(cfg.natsToken))
+	}
+	if cfg.natsTLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.natsTLSCA))
+	}
+	if cfg.natsTLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.natsTLSCert, cfg.natsTLSKey))
+	}
+	nc, err := nats.Connect(cfg.natsURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// drain closes the connection after flushing what is in flight (acks, naks,
+// results), bounded by ctx.
+func drain(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,346 @@
+// Package ledger keeps, in a JetStream key-value bucket, what the workers
+// know about each job and each Apinizer resource, so that a job takes effect
+// at most once and in order across replicas, redeliveries and crashes.
+//
+// A job record is claimed atomically (Create, then compare-and-set Update)
+// by one worker for a lease, which the worker renews while it works. The
+// record counts the HTTP attempts made and, once the job is final, holds its
+// result, so a redelivered or republished job is answered from the record
+// instead of being applied again.
+//
+// A resource record is a lock with a lease (one job per resource at a time)
+// and remembers the stream sequence of the last job applied to the resource,
+// so an older job delivered late is recognised as superseded.
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/jobs"
+)
+
+var (
+	// ErrBusy: another live worker holds the job or the resource. The error
+	// is a *BusyError saying until when.
+	ErrBusy = errors.New("ledger: held by another worker")
+	// ErrLost: the claim was taken over (its lease had expired) or the record
+	// vanished; the holder must stop without a side effect.
+	ErrLost = errors.New("ledger: claim lost")
+	// ErrNotFound: no record for the job id.
+	ErrNotFound = errors.New("ledger: no record")
+)
+
+// BusyError says who holds a record and until when.
+type BusyError struct {
+	Holder string
+	Until  time.Time
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("ledger: held by %s until %s", e.Holder, e.Until.Format(time.RFC3339Nano))
+}
+
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// State of a job record.
+type State string
+
+// Job record states.
+const (
+	StateRunning State = "running"
+	StateFinal   State = "final"
+)
+
+// JobRecord is the stored state of one job.
+type JobRecord struct {
+	JobID      string    `json:"jobId"`
+	State      State     `json:"state"`
+	Owner      string    `json:"owner"`
+	LeaseUntil time.Time `json:"leaseUntil"`
+	// Attempts counts the Apinizer HTTP attempts begun for the job. It is
+	// raised before each request is sent, so after a crash it may count a
+	// request that never left, never the reverse.
+	Attempts  int          `json:"attempts"`
+	StartedAt time.Time    `json:"startedAt"`
+	Result    *jobs.Result `json:"result,omitempty"`
+}
+
+// ResourceRecord is the stored state of one Apinizer resource.
+type ResourceRecord struct {
+	// Holder is the job id holding the lock, empty when free.
+	Holder     string    `json:"holder,omitempty"`
+	Owner      string    `json:"owner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil"`
+	// LastSeq is the jobs-stream sequence of the last job applied.
+	LastSeq uint64 `json:"lastSeq"`
+	// LastJobID is the id of that job.
+	LastJobID string `json:"lastJobId,omitempty"`
+}
+
+// Config configures a Ledger.
+type Config struct {
+	// Owner identifies this worker in claims; required and unique per
+	// process.
+	Owner string
+	// Lease is how long a claim stays valid without renewal. Default 1m.
+	Lease time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Ledger reads and writes job and resource records.
+type Ledger struct {
+	kv    jetstream.KeyValue
+	owner string
+	lease time.Duration
+	now   func() time.Time
+}
+
+// New returns a Ledger on the bucket kv.
+func New(kv jetstream.KeyValue, cfg Config) (*Ledger, error) {
+	if cfg.Owner == "" {
+		return nil, errors.New("ledger: owner is required")
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = time.Minute
+	}
+	if cfg.Lease < time.Second {
+		return nil, fmt.Errorf("ledger: lease %s: want at least 1s", cfg.Lease)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Ledger{kv: kv, owner: cfg.Owner, lease: cfg.Lease, now: cfg.Now}, nil
+}
+
+// Lease is how long a claim stays valid without renewal.
+func (l *Ledger) Lease() time.Duration { return l.lease }
+
+// JobClaim is a job record held by this worker, or a final one.
+type JobClaim struct {
+	Record JobRecord
+	rev    uint64
+}
+
+// ClaimJob claims the job's record, creating it if needed. When the record is
+// already final the claim is returned with Record.State == StateFinal and
+// must not be worked on. When another worker holds a live lease the error is
+// a *BusyError.
+func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) {
+	key := jobKey(jobID)
+	now := l.now()
+	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, LeaseUntil: now.Add(l.lease), StartedAt: now}
+	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
+	if err == nil {
+		return &JobClaim{Record: rec, rev: rev}, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("ledger: create job record: %w", err)
+	}
+	entry, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Expired or deleted between the two calls: the caller retries.
+		return nil, &BusyError{Until: now}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: get job record: %w", err)
+	}
+	var old JobRecord
+	if err := json.Unmarshal(entry.Value(), &old); err != nil {
+		return nil, fmt.Errorf("ledger: decode job record: %w", err)
+	}
+	if old.State == StateFinal {
+		return &JobClaim{Record: old, rev: entry.Revision()}, nil
+	}
+	if old.Owner != l.owner && now.Before(old.LeaseUntil) {
+		return nil, &BusyError{Holder: old.Owner, Until: old.LeaseUntil}
+	}
+	// Take over: the holder died or gave the job back. Attempts and the
+	// original start time carry over.
+	old.Owner = l.owner
+	old.LeaseUntil = now.Add(l.lease)
+	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
+	if err != nil {
+		if isConflict(err) {
+			return nil, &BusyError{Until: now}
+		}
+		return nil, fmt.Errorf("ledger: take over job record: %w", err)
+	}
+	return &JobClaim{Record: old, rev: rev}, nil
+}
+
+// Attempt records that HTTP attempt n is about to be sent, renewing the
+// lease. It fails with ErrLost if the claim was taken over.
+func (l *Ledger) Attempt(ctx context.Context, c *JobClaim, n int) error {
+	if n > c.Record.Attempts {
+		c.Record.Attempts = n
+	}
+	return l.updateJob(ctx, c)
+}
+
+// Renew extends the claim's lease.
+func (l *Ledger) Renew(ctx context.Context, c *JobClaim) error { return l.updateJob(ctx, c) }
+
+// Release gives the job back for another delivery, keeping its attempt
+// count, so that the next worker need not wait out the lease.
+func (l *Ledger) Release(ctx context.Context, c *JobClaim) error {
+	c.Record.LeaseUntil = time.Time{}
+	return l.write(ctx, c)
+}
+
+// Finish stores the job's final result. From then on ClaimJob returns it.
+func (l *Ledger) Finish(ctx context.Context, c *JobClaim, r jobs.Result) error {
+	c.Record.State = StateFinal
+	c.Record.Result = &r
+	return l.write(ctx, c)
+}
+
+func (l *Ledger) updateJob(ctx context.Context, c *JobClaim) error {
+	c.Record.LeaseUntil = l.now().Add(l.lease)
+	return l.write(ctx, c)
+}
+
+func (l *Ledger) write(ctx context.Context, c *JobClaim) error {
+	rev, err := l.kv.Update(ctx, jobKey(c.Record.JobID), mustJSON(c.Record), c.rev)
+	if err != nil {
+		if isConflict(err) {
+			return fmt.Errorf("%w: job %q", ErrLost, c.Record.JobID)
+		}
+		return fmt.Errorf("ledger: update job record: %w", err)
+	}
+	c.rev = rev
+	return nil
+}
+
+// Job returns the record of a job id, or ErrNotFound.
+func (l *Ledger) Job(ctx context.Context, jobID string) (JobRecord, error) {
+	return ReadJob(ctx, l.kv, jobID)
+}
+
+// ReadJob reads a job's record from the bucket without claiming anything;
+// it is how a producer looks up a past job's result.
+func ReadJob(ctx context.Context, kv jetstream.KeyValue, jobID string) (JobRecord, error) {
+	entry, err := kv.Get(ctx, jobKey(jobID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return JobRecord{}, fmt.Errorf("%w: job %q", ErrNotFound, jobID)
+	}
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("ledger: get job record: %w", err)
+	}
+	var rec JobRecord
+	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+		return JobRecord{}, fmt.Errorf("ledger: decode job record: %w", err)
+	}
+	return rec, nil
+}
+
+// ResourceLock is a resource record locked by one job of this worker.
+type ResourceLock struct {
+	Record ResourceRecord
+	key    string
+	rev    uint64
+}
+
+// LockResource locks the resource for jobID. The returned record tells which
+// job was last applied to the resource. When another job holds a live lock
+// the error is a *BusyError.
+func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID string) (*ResourceLock, error) {
+	key := resourceKey(res)
+	now := l.now()
+	rec := ResourceRecord{Holder: jobID, Owner: l.owner, LeaseUntil: now.Add(l.lease)}
+	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
+	if err == nil {
+		return &ResourceLock{Record: rec, key: key, rev: rev}, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("ledger: create resource record: %w", err)
+	}
+	entry, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, &BusyError{Until: now}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: get resource record: %w", err)
+	}
+	var old ResourceRecord
+	if err := json.Unmarshal(entry.Value(), &old); err != nil {
+		return nil, fmt.Errorf("ledger: decode resource record: %w", err)
+	}
+	// The same job may retake its own lock at once (a redelivery after its
+	// worker died); another job waits for the lease.
+	if old.Holder != "" && old.Holder != jobID && now.Before(old.LeaseUntil) {
+		return nil, &BusyError{Holder: old.Holder, Until: old.LeaseUntil}
+	}
+	old.Holder, old.Owner, old.LeaseUntil = jobID, l.owner, now.Add(l.lease)
+	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
+	if err != nil {
+		if isConflict(err) {
+			return nil, &BusyError{Until: now}
+		}
+		return nil, fmt.Errorf("ledger: lock resource record: %w", err)
+	}
+	return &ResourceLock{Record: old, key: key, rev: rev}, nil
+}
+
+// RenewResource extends the lock's lease.
+func (l *Ledger) RenewResource(ctx context.Context, lk *ResourceLock) error {
+	lk.Record.LeaseUntil = l.now().Add(l.lease)
+	return l.writeResource(ctx, lk)
+}
+
+// MarkApplied records, still holding the lock, that the holding job with
+// stream sequence seq was applied: from now on an older job is superseded.
+func (l *Ledger) MarkApplied(ctx context.Context, lk *ResourceLock, seq uint64) error {
+	if seq > lk.Record.LastSeq {
+		lk.Record.LastSeq, lk.Record.LastJobID = seq, lk.Record.Holder
+	}
+	return l.writeResource(ctx, lk)
+}
+
+// UnlockResource frees the lock.
+func (l *Ledger) UnlockResource(ctx context.Context, lk *ResourceLock) error {
+	lk.Record.Holder, lk.Record.Owner, lk.Record.LeaseUntil = "", "", time.Time{}
+	return l.writeResource(ctx, lk)
+}
+
+func (l *Ledger) writeResource(ctx context.Context, lk *ResourceLock) error {
+	rev, err := l.kv.Update(ctx, lk.key, mustJSON(lk.Record), lk.rev)
+	if err != nil {
+		if isConflict(err) {
+			return fmt.Errorf("%w: resource lock", ErrLost)
+		}
+		return fmt.Errorf("ledger: update resource record: %w", err)
+	}
+	lk.rev = rev
+	return nil
+}
+
+// Key encoding: job ids and resource names may hold characters a KV key
+// cannot, so they are base64url-encoded.
+func jobKey(jobID string) string { return "job." + base64.RawURLEncoding.EncodeToString([]byte(jobID)) }
+
+func resourceKey(k jobs.ResourceKey) string {
+	return "res." + base64.RawURLEncoding.EncodeToString([]byte(k.String()))
+}
+
+// isConflict reports a compare-and-set failure: the record changed since it
+// was read.
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
+
+// mustJSON encodes records, which have no types json can fail on.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: encode record: %v", err))
+	}
+	return b
+}

@@ -1,0 +1,239 @@
+// Package streams declares the JetStream topology the service runs on: the
+// jobs stream, its durable pull consumer, the results stream, the dead-letter
+// stream and the ledger bucket; and it provisions or verifies them.
+//
+// Producers, the worker and the enqueue CLI all import these names, so the
+// topology is written down once.
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream objects. They are part of the operator-facing
+// contract: renaming one strands the data in the old one.
+const (
+	Jobs         = "APIOPS_JOBS"
+	Results      = "APIOPS_RESULTS"
+	DeadLetters  = "APIOPS_DLQ"
+	Consumer     = "apiops-worker"
+	LedgerBucket = "apiops_ledger"
+)
+
+// Subject filters of the streams.
+var (
+	JobSubjects        = []string{"apiops.certificate.>", "apiops.key.>", "apiops.credential.>"}
+	ResultSubjects     = []string{"apiops.results.>"}
+	DeadLetterSubjects = []string{"apiops.dlq.>"}
+)
+
+// ErrInvalidConfig is wrapped by every Config validation error.
+var ErrInvalidConfig = errors.New("streams: invalid config")
+
+// ErrMissing is wrapped by Verify when an object does not exist.
+var ErrMissing = errors.New("streams: missing")
+
+// Config holds the settings of the topology. The zero value of every field
+// means its default.
+type Config struct {
+	// Replicas of every stream, consumer and bucket. Default 1; use 3 on a
+	// three-node cluster so that an acknowledged job survives a node's loss.
+	Replicas int
+	// Storage of every stream. Default file storage: jobs must survive a
+	// server restart.
+	Storage jetstream.StorageType
+	// DuplicateWindow is how long the jobs and results streams remember a
+	// Nats-Msg-Id. Default 10m. A job republished with the same id within the
+	// window is dropped by the server; after it, the worker's ledger still
+	// recognises the job id for LedgerTTL.
+	DuplicateWindow time.Duration
+	// ResultsMaxAge is how long results are kept. Default 7 days.
+	ResultsMaxAge time.Duration
+	// DeadLetterMaxAge is how long dead letters are kept. Default 30 days.
+	DeadLetterMaxAge time.Duration
+	// AckWait is how long a delivered job may go without an ack or progress
+	// report before the server redelivers it. Default 30s.
+	AckWait time.Duration
+	// MaxDeliver is the server's backstop on deliveries of one job (it also
+	// ends a job that crashes every worker it reaches). Default 20.
+	MaxDeliver int
+	// MaxAckPending bounds the jobs delivered and not yet acknowledged,
+	// across all replicas. Default 1024.
+	MaxAckPending int
+	// LedgerTTL is how long a job's ledger record is kept after its last
+	// change. Default 7 days.
+	LedgerTTL time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.ResultsMaxAge == 0 {
+		c.ResultsMaxAge = 7 * 24 * time.Hour
+	}
+	if c.DeadLetterMaxAge == 0 {
+		c.DeadLetterMaxAge = 30 * 24 * time.Hour
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 20
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 1024
+	}
+	if c.LedgerTTL == 0 {
+		c.LedgerTTL = 7 * 24 * time.Hour
+	}
+	return c
+}
+
+// Validate reports the first setting out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("%w: replicas %d: want 1 to 5", ErrInvalidConfig, c.Replicas)
+	case c.DuplicateWindow < time.Second:
+		return fmt.Errorf("%w: duplicate window %s: want at least 1s", ErrInvalidConfig, c.DuplicateWindow)
+	case c.AckWait < time.Second:
+		return fmt.Errorf("%w: ack wait %s: want at least 1s", ErrInvalidConfig, c.AckWait)
+	case c.MaxDeliver < 2:
+		return fmt.Errorf("%w: max deliver %d: want at least 2", ErrInvalidConfig, c.MaxDeliver)
+	case c.MaxAckPending < 1:
+		return fmt.Errorf("%w: max ack pending %d: want at least 1", ErrInvalidConfig, c.MaxAckPending)
+	case c.LedgerTTL < c.DuplicateWindow:
+		return fmt.Errorf("%w: ledger TTL %s is shorter than the duplicate window %s", ErrInvalidConfig, c.LedgerTTL, c.DuplicateWindow)
+	}
+	return nil
+}
+
+// JobsStream is a work queue: a job is removed once acknowledged, and kept
+// (unbounded by age) until then, so nothing waiting out an outage expires.
+// Producers are told when the stream is full instead of older jobs being
+// silently discarded.
+func (c Config) JobsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Jobs,
+		Description: "apiops jobs, removed once a worker acknowledges them",
+		Subjects:    JobSubjects,
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
+// ResultsStream keeps results for ResultsMaxAge, deduplicating republished
+// results by their Nats-Msg-Id.
+func (c Config) ResultsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Results,
+		Description: "apiops deployment results, one per job",
+		Subjects:    ResultSubjects,
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+		MaxAge:      c.ResultsMaxAge,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
+// DeadLetterStream keeps jobs the worker gave up on, for inspection and
+// replay.
+func (c Config) DeadLetterStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DeadLetters,
+		Description: "apiops jobs that could not be applied",
+		Subjects:    DeadLetterSubjects,
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+		MaxAge:      c.DeadLetterMaxAge,
+		Duplicates:  c.DuplicateWindow,
+	}
+}
+
+// ConsumerConfig is the durable pull consumer every worker replica shares.
+func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       Consumer,
+		Description:   "apiops workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver,
+		MaxAckPending: c.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+		Replicas:      c.Replicas,
+	}
+}
+
+// LedgerConfig is the key-value bucket holding one record per job and per
+// resource.
+func (c Config) LedgerConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      LedgerBucket,
+		Description: "apiops job claims, results and per-resource order",
+		History:     1,
+		TTL:         c.LedgerTTL,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+	}
+}
+
+// Provision creates or updates every stream, the consumer and the ledger
+// bucket.
+func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	for _, sc := range []jetstream.StreamConfig{cfg.JobsStream(), cfg.ResultsStream(), cfg.DeadLetterStream()} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("streams: provision stream %s: %w", sc.Name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, Jobs, cfg.ConsumerConfig()); err != nil {
+		return fmt.Errorf("streams: provision consumer %s: %w", Consumer, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.LedgerConfig()); err != nil {
+		return fmt.Errorf("streams: provision bucket %s: %w", LedgerBucket, err)
+	}
+	return nil
+}
+
+// Verify checks that every object Provision would create exists, and names
+// all the missing ones in one error wrapping ErrMissing.
+func Verify(ctx context.Context, js jetstream.JetStream) error {
+	var missing []string
+	for _, name := range []string{Jobs, Results, DeadLetters} {
+		if _, err := js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing = append(missing, "stream "+name)
+		} else if err != nil {
+			return fmt.Errorf("streams: verify stream %s: %w", name, err)
+		}
+	}
+	if _, err := js.Consumer(ctx, Jobs, Consumer); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		missing = append(missing, "consumer "+Jobs+"/"+Consumer)
+	} else if err != nil {
+		return fmt.Errorf("streams: verify consumer %s: %w", Consumer, err)
+	}
+	if _, err := js.KeyValue(ctx, LedgerBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		missing = append(missing, "key-value bucket "+LedgerBucket)
+	} else if err != nil {
+		return fmt.Errorf("streams: verify bucket %s: %w", LedgerBucket, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s (provision them, see deploy/nats, or start one worker without --no-provision)", ErrMissing, strings.Join(missing, ", "))
+	}
+	return nil
+}

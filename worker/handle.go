@@ -1,0 +1,502 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+)
+
+// settleTimeout bounds the NATS and ledger calls that settle a delivery, so
+// that a job cancelled at shutdown can still record, publish and nak.
+const settleTimeout = 10 * time.Second
+
+// traceHeader is the W3C trace context header carried from the job message
+// to the Apinizer request and the result message.
+const traceHeader = "traceparent"
+
+// Error codes of results the worker fails itself, as opposed to Apinizer's.
+const (
+	codeRetriesExhausted = "retries_exhausted"
+	codeUnreachable      = "apinizer_unreachable"
+	codePanic            = "worker_panic"
+	codeInternal         = "worker_error"
+)
+
+// action is what settle does with a delivery.
+type action int
+
+const (
+	// ack: the job is final; its result is published, then the message is
+	// acknowledged.
+	ack action = iota
+	// retry: the message is handed back with NakWithDelay.
+	retry
+	// giveUp: the job is final and failed; its result is published, then the
+	// message is terminated.
+	giveUp
+	// abandon: another worker owns the job now; this delivery is left alone.
+	abandon
+)
+
+// fate is what becomes of one delivery. decide and the ledger paths of
+// process produce it; settle carries it out.
+type fate struct {
+	action action
+	delay  time.Duration
+	reason string
+	result *jobs.Result
+	// fresh is false when result is a stored one being republished, so it is
+	// not counted twice.
+	fresh bool
+	// applied reports that Apinizer applied the change.
+	applied bool
+}
+
+// delivery is one delivery of a job message.
+type delivery struct {
+	msg       jetstream.Msg
+	seq       uint64
+	delivered uint64
+	received  time.Time
+	started   time.Time
+	job       jobs.Job
+	jobID     string
+	log       *slog.Logger
+}
+
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	w.cfg.Metrics.InFlight(1)
+	defer w.cfg.Metrics.InFlight(-1)
+
+	d := &delivery{msg: msg, received: w.cfg.Now(), log: w.log.With("subject", msg.Subject())}
+	d.started = d.received
+	if meta, err := msg.Metadata(); err == nil {
+		d.seq, d.delivered = meta.Sequence.Stream, meta.NumDelivered
+	}
+	d.log = d.log.With("stream_seq", d.seq, "delivery", d.delivered)
+
+	f := w.processSafely(ctx, d)
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	w.settle(settleCtx, d, f)
+}
+
+// processSafely turns a panic anywhere in processing into a failed result for
+// this job alone.
+func (w *Worker) processSafely(ctx context.Context, d *delivery) (f fate) {
+	defer func() {
+		if p := recover(); p != nil {
+			f = w.panicked(d, p)
+		}
+	}()
+	return w.process(ctx, d)
+}
+
+func (w *Worker) process(ctx context.Context, d *delivery) fate {
+	job, err := jobs.Decode(d.msg.Subject(), d.msg.Headers(), d.msg.Data())
+	if err != nil {
+		return w.invalid(d, err)
+	}
+	d.job, d.jobID = job, job.ID()
+	res := job.Resource()
+	d.log = d.log.With("job_id", d.jobID, "project", res.Project)
+
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
+	defer cancel()
+
+	if w.cfg.Ledger == nil {
+		return w.apply(ctx, d, nil)
+	}
+	return w.applyOnce(ctx, d)
+}
+
+// applyOnce claims the job and its resource in the ledger, applies the job
+// unless it is final or superseded, and records the outcome before the
+// result is published.
+func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
+	l := w.cfg.Ledger
+	claim, err := l.ClaimJob(ctx, d.jobID)
+	if err != nil {
+		return w.ledgerBusy(d, err, "job_busy")
+	}
+	if claim.Record.State == ledger.StateFinal {
+		d.log.Info("job already final, republishing its result", "status", claim.Record.Result.Status)
+		return fate{action: ack, result: claim.Record.Result}
+	}
+	d.started = claim.Record.StartedAt
+	lock, err := l.LockResource(ctx, d.job.Resource(), d.jobID)
+	if err != nil {
+		w.release(ctx, d, claim)
+		return w.ledgerBusy(d, err, "resource_busy")
+	}
+
+	h := &hold{ledger: l, claim: claim, lock: lock}
+	var f fate
+	if last := lock.Record.LastSeq; last > d.seq {
+		r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Record.Attempts, nil, nil)
+		r.SupersededBy = lock.Record.LastJobID
+		d.log.Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
+		f = fate{action: ack, result: &r, fresh: true}
+	} else {
+		f = w.apply(ctx, d, h)
+	}
+	return w.record(ctx, d, h, f)
+}
+
+// record stores the delivery's outcome in the ledger: a final result (with,
+// first, the resource's new last-applied sequence), or the claim given back
+// for a retry.
+func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate {
+	// Recording must not be cut short by the job's own deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.ledger
+	if f.action == abandon {
+		return f
+	}
+	if f.result == nil {
+		w.release(ctx, d, h.claim)
+		if err := l.UnlockResource(ctx, h.lock); err != nil {
+			d.log.Warn("could not unlock resource; its lease will expire", "err", err)
+		}
+		return f
+	}
+	// The order of these writes is what makes a crash between any two of
+	// them safe: see the crash table in README.md.
+	if f.applied {
+		if err := l.MarkApplied(ctx, h.lock, d.seq); err != nil {
+			return w.recordFailed(d, err)
+		}
+	}
+	if err := l.Finish(ctx, h.claim, *f.result); err != nil {
+		return w.recordFailed(d, err)
+	}
+	if err := l.UnlockResource(ctx, h.lock); err != nil {
+		d.log.Warn("could not unlock resource; its lease will expire", "err", err)
+	}
+	return f
+}
+
+func (w *Worker) recordFailed(d *delivery, err error) fate {
+	if errors.Is(err, ledger.ErrLost) {
+		d.log.Warn("claim lost to another worker; leaving the job to it", "err", err)
+		return fate{action: abandon}
+	}
+	d.log.Warn("could not record the job's outcome; retrying the delivery", "err", err)
+	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "ledger"}
+}
+
+func (w *Worker) release(ctx context.Context, d *delivery, c *ledger.JobClaim) {
+	if err := w.cfg.Ledger.Release(ctx, c); err != nil {
+		d.log.Warn("could not release job claim; its lease will expire", "err", err)
+	}
+}
+
+// ledgerBusy turns a failed claim into a retry: after the holder's lease when
+// another worker holds the job or resource, after the usual delay otherwise.
+func (w *Worker) ledgerBusy(d *delivery, err error, reason string) fate {
+	var busy *ledger.BusyError
+	if errors.As(err, &busy) {
+		wait := max(busy.Until.Sub(w.cfg.Now()), 0) + 250*time.Millisecond
+		return fate{action: retry, delay: min(wait, w.cfg.AckWait), reason: reason}
+	}
+	d.log.Warn("ledger unavailable", "err", err)
+	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "ledger"}
+}
+
+// apply calls Apinizer while reporting progress, then decides the fate.
+func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
+	prior := 0
+	if h != nil {
+		prior = h.claim.Record.Attempts
+	}
+	call := executor.Call{
+		PriorAttempts: prior,
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			w.cfg.Metrics.Retry(d.msg.Subject(), retryReason(err))
+			d.log.Info("retrying Apinizer call", "attempt", attempt, "wait", wait, "err", err)
+		},
+	}
+	if tp := d.msg.Headers().Get(traceHeader); tp != "" {
+		call.Header = map[string][]string{traceHeader: {tp}}
+	}
+	if h != nil {
+		call.BeforeAttempt = h.attempt
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { w.keepAlive(ctx, cancel, d, h) })
+	resp, err := w.execute(ctx, d, call)
+	cancel()
+	wg.Wait()
+	return w.decide(d, prior, resp, err)
+}
+
+// execute runs the call, turning a panic into an error of this job.
+func (w *Worker) execute(ctx context.Context, d *delivery, call executor.Call) (resp executor.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.cfg.Metrics.Panic()
+			err = &panicError{value: p, stack: stack()}
+			d.log.Error("panic while applying job", "panic", fmt.Sprint(p), "stack", err.(*panicError).stack)
+		}
+	}()
+	return w.exec.Execute(ctx, d.job, call)
+}
+
+// keepAlive reports progress every third of the ack wait so that the server
+// does not redeliver a job still being worked on, and renews the ledger
+// leases; if the claim was taken over, it cancels the work.
+func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *delivery, h *hold) {
+	t := time.NewTicker(w.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := d.msg.InProgress(); err != nil {
+			d.log.Warn("could not report progress", "err", err)
+		}
+		if err := h.renew(ctx); errors.Is(err, ledger.ErrLost) {
+			d.log.Warn("claim lost while working; stopping", "err", err)
+			cancel()
+			return
+		} else if err != nil && ctx.Err() == nil {
+			d.log.Warn("could not renew lease", "err", err)
+		}
+	}
+}
+
+// decide is the one place where the outcome of an Apinizer call becomes the
+// delivery's fate.
+func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err error) fate {
+	attempts := prior + resp.Attempts
+	now := w.cfg.Now()
+	var (
+		apiErr  *executor.APIError
+		panicEr *panicError
+	)
+	switch {
+	case err == nil:
+		r := d.result(now, resp.Status, attempts, resp.Deployment, nil)
+		if resp.AlreadyGone {
+			d.log.Info("resource already gone after an earlier attempt; the delete took effect")
+		}
+		return fate{action: ack, result: &r, fresh: true, applied: true}
+	case errors.Is(err, ledger.ErrLost):
+		return fate{action: abandon}
+	case errors.As(err, &panicEr):
+		r := d.result(now, jobs.StatusFailed, attempts, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while applying the job"})
+		return fate{action: giveUp, result: &r, fresh: true, reason: codePanic}
+	case errors.Is(err, executor.ErrPermanent):
+		r := d.result(now, jobs.StatusFailed, attempts, nil, resultError(err))
+		d.log.Warn("job failed permanently", "attempt", attempts, "err", err)
+		return fate{action: giveUp, result: &r, fresh: true, reason: r.Error.Code}
+	case d.delivered >= uint64(w.cfg.MaxDeliver):
+		re := resultError(err)
+		re.Code, re.Message = codeRetriesExhausted, fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, re.Message)
+		r := d.result(now, jobs.StatusFailed, attempts, nil, re)
+		d.log.Warn("job failed: out of deliveries", "attempt", attempts, "err", err)
+		return fate{action: giveUp, result: &r, fresh: true, reason: codeRetriesExhausted}
+	default:
+		delay := w.cfg.RedeliveryDelay(d.delivered)
+		if errors.As(err, &apiErr) && apiErr.RetryAfter > delay {
+			delay = apiErr.RetryAfter
+		}
+		d.log.Info("job will be retried", "attempt", attempts, "delay", delay, "err", err)
+		return fate{action: retry, delay: delay, reason: retryReason(err)}
+	}
+}
+
+// invalid fails a message that is not a valid job. It is never retried.
+func (w *Worker) invalid(d *delivery, err error) fate {
+	var de *jobs.DecodeError
+	code := "invalid_job"
+	if errors.As(err, &de) {
+		code, d.jobID = de.Code(), de.JobID
+	}
+	w.cfg.Metrics.InvalidJob(code)
+	d.log = d.log.With("job_id", d.jobID)
+	d.log.Warn("invalid job", "code", code, "err", err)
+	f := fate{action: giveUp, reason: code}
+	if d.jobID != "" {
+		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: code, Message: err.Error()})
+		f.result, f.fresh = &r, true
+	}
+	return f
+}
+
+func (w *Worker) panicked(d *delivery, p any) fate {
+	w.cfg.Metrics.Panic()
+	d.log.Error("panic while handling job", "panic", fmt.Sprint(p), "stack", stack())
+	f := fate{action: giveUp, reason: codePanic}
+	if d.jobID != "" {
+		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while handling the job"})
+		f.result, f.fresh = &r, true
+	}
+	return f
+}
+
+// settle carries out a fate: the result is published (and acknowledged by
+// the server) before the job message is acknowledged or terminated, so no
+// result is ever lost.
+func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
+	var err error
+	switch f.action {
+	case abandon:
+		return
+	case retry:
+		w.cfg.Metrics.Retry(d.msg.Subject(), f.reason)
+		err = d.msg.NakWithDelay(f.delay)
+	case ack, giveUp:
+		if f.result != nil {
+			if err := w.publish(ctx, d, *f.result); err != nil {
+				d.log.Warn("could not publish result; the job will be redelivered", "err", err)
+				w.cfg.Metrics.Retry(d.msg.Subject(), "result_publish")
+				err = d.msg.NakWithDelay(w.cfg.RedeliveryDelay(d.delivered))
+				break
+			}
+			if f.fresh {
+				w.cfg.Metrics.JobFinished(*f.result, w.cfg.Now().Sub(d.started))
+				d.log.Info("job finished", "status", f.result.Status, "attempt", f.result.Attempts)
+			}
+		}
+		if f.action == ack {
+			err = d.msg.Ack()
+		} else {
+			err = d.msg.TermWithReason(f.reason)
+		}
+	}
+	if err != nil {
+		d.log.Warn("could not settle message; it will be redelivered", "err", err)
+	}
+}
+
+func (w *Worker) publish(ctx context.Context, d *delivery, r jobs.Result) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	msg := nats.NewMsg(jobs.ResultSubject(d.msg.Subject()))
+	msg.Data = data
+	msg.Header.Set(nats.MsgIdHdr, jobs.ResultMsgID(r.JobID))
+	if tp := d.msg.Headers().Get(traceHeader); tp != "" {
+		msg.Header.Set(traceHeader, tp)
+	}
+	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish result: %w", err)
+	}
+	return nil
+}
+
+// result builds the delivery's result. It never carries the certificate or
+// the token: only names, statuses and Apinizer's messages.
+func (d *delivery) result(now time.Time, status jobs.Status, attempts int, dep *jobs.DeploymentResult, rerr *jobs.ResultError) jobs.Result {
+	r := jobs.Result{
+		JobID:            d.jobID,
+		Subject:          d.msg.Subject(),
+		Status:           status,
+		Attempts:         attempts,
+		StartedAt:        d.started.UTC(),
+		FinishedAt:       now.UTC(),
+		DeploymentResult: dep,
+		Error:            rerr,
+	}
+	if d.job != nil {
+		res := d.job.Resource()
+		r.ProjectName, r.ResourceName = res.Project, res.Name
+	}
+	return r
+}
+
+// resultError describes a failed call for the result.
+func resultError(err error) *jobs.ResultError {
+	var (
+		apiErr *executor.APIError
+		trErr  *executor.TransportError
+	)
+	switch {
+	case errors.As(err, &apiErr):
+		return &jobs.ResultError{Code: apiErr.Code, Message: apiErr.Message, HTTPStatus: apiErr.StatusCode, Retryable: errors.Is(err, executor.ErrRetryable)}
+	case errors.As(err, &trErr):
+		return &jobs.ResultError{Code: codeUnreachable, Message: trErr.Error(), Retryable: true}
+	default:
+		return &jobs.ResultError{Code: codeInternal, Message: err.Error(), Retryable: errors.Is(err, executor.ErrRetryable)}
+	}
+}
+
+// retryReason is the bounded retries_total reason of an error.
+func retryReason(err error) string {
+	var apiErr *executor.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.StatusCode == 429:
+		return "http_429"
+	case errors.As(err, &apiErr) && apiErr.StatusCode >= 500:
+		return "http_5xx"
+	case errors.As(err, &apiErr):
+		return "http_4xx"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "transport"
+	}
+}
+
+// hold is the ledger state a job holds while it runs. Progress reports and
+// attempts update it from two goroutines, hence the mutex; a nil hold (no
+// ledger) does nothing.
+type hold struct {
+	mu     sync.Mutex
+	ledger *ledger.Ledger
+	claim  *ledger.JobClaim
+	lock   *ledger.ResourceLock
+}
+
+func (h *hold) attempt(ctx context.Context, n int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ledger.Attempt(ctx, h.claim, n)
+}
+
+func (h *hold) renew(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.ledger.Renew(ctx, h.claim); err != nil {
+		return err
+	}
+	return h.ledger.RenewResource(ctx, h.lock)
+}
+
+// panicError is a recovered panic, reported as the job's error.
+type panicError struct {
+	value any
+	stack string
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+func stack() string {
+	buf := make([]byte, 4096)
+	return string(buf[:runtime.Stack(buf, false)])
+}

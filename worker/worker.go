@@ -1,0 +1,167 @@
+// Package worker consumes apiops jobs from the JetStream consumer with a
+// bounded pool, applies each through an Executor at most once (with the
+// ledger), publishes exactly one result per job, and only then acknowledges
+// the message.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/jobs"
+)
+
+// Executor applies a job to Apinizer. *executor.Client implements it.
+type Executor interface {
+	Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error)
+}
+
+var _ Executor = (*executor.Client)(nil)
+
+// Worker runs the consume loop. Create it with New and start it with Run.
+type Worker struct {
+	cfg   Config
+	js    jetstream.JetStream
+	cons  jetstream.Consumer
+	exec  Executor
+	log   *slog.Logger
+	bound atomic.Bool
+}
+
+// New returns a Worker consuming cons, publishing results through js and
+// applying jobs with exec.
+func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Executor) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if js == nil || cons == nil || exec == nil {
+		return nil, fmt.Errorf("%w: jetstream, consumer and executor are required", ErrInvalidConfig)
+	}
+	return &Worker{cfg: cfg, js: js, cons: cons, exec: exec, log: cfg.Logger}, nil
+}
+
+// Bound reports whether the worker is pulling from its consumer; /readyz
+// combines it with the connection's state.
+func (w *Worker) Bound() bool { return w.bound.Load() }
+
+// Run pulls and handles jobs until ctx ends, then stops pulling, lets the
+// jobs in flight finish within the shutdown grace (cancelling the rest, which
+// are handed back for redelivery) and returns. It returns nil after a clean
+// shutdown.
+func (w *Worker) Run(ctx context.Context) error {
+	if _, err := w.cons.Info(ctx); err != nil {
+		return fmt.Errorf("worker: bind consumer: %w", err)
+	}
+	w.bound.Store(true)
+	defer w.bound.Store(false)
+
+	// Jobs outlive ctx by the shutdown grace, so they get a context of their
+	// own, cancelled only when the grace runs out.
+	jobsCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { w.sampleBacklog(ctx) })
+	w.pull(ctx, jobsCtx, &wg)
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	grace := time.NewTimer(w.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		w.log.Warn("shutdown grace over, cancelling jobs in flight", "grace", w.cfg.ShutdownGrace)
+		cancelJobs()
+		<-done // every job settles with a context bounded by settleTimeout
+	}
+	return nil
+}
+
+// pull fetches only as many messages as there are free slots: a message
+// waiting in a client buffer would already be ageing toward its ack wait.
+func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < w.cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		// The pull is not cut short by ctx: a message the server sends to an
+		// abandoned pull would sit out a whole ack wait before redelivery.
+		// Shutdown waits for the pull to expire instead (FetchWait).
+		fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FetchWait)
+		batch, err := w.cons.Fetch(n, jetstream.FetchContext(fetchCtx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				n--
+				wg.Go(func() {
+					defer func() { <-slots }()
+					w.handle(jobsCtx, msg)
+				})
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for range n {
+			<-slots
+		}
+		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			w.log.Warn("fetch failed", "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+		}
+	}
+}
+
+// sampleBacklog reads consumer info on an interval for the backlog metrics.
+func (w *Worker) sampleBacklog(ctx context.Context) {
+	t := time.NewTicker(w.cfg.BacklogInterval)
+	defer t.Stop()
+	for {
+		infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := w.cons.Info(infoCtx)
+		cancel()
+		if err == nil {
+			w.cfg.Metrics.Backlog(int(info.NumPending), info.NumAckPending, info.NumRedelivered)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
