@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -90,5 +91,43 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("apinizer: %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 
+// Is makes an APIError match ErrRetryable when its status says the call may
+// succeed later (408, 429, 5xx) and ErrPermanent otherwise, including a 2xx
+// whose body reports a failure or cannot be understood.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrRetryable:
+		return retryableStatus(e.StatusCode)
+	case ErrPermanent:
+		return !retryableStatus(e.StatusCode)
+	}
+	return false
+}
+
+// NotFound reports whether Apinizer said that something the call names does
+// not exist: a 404, or a 400 whose message says "not found" (Apinizer answers
+// a missing resource with 400). It does not tell a missing project from a
+// missing resource; Execute makes that distinction itself before it reports
+// a delete as AlreadyGone.
+func (e *APIError) NotFound() bool {
+	switch e.StatusCode {
+	case http.StatusNotFound:
+		return true
+	case http.StatusBadRequest:
+		return strings.Contains(strings.ToLower(e.Message), "not found")
+	}
+	return false
+}
+
+// retryableStatus reports whether a response with this status may succeed if
+// the same request is sent again later.
+func retryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
 func (e *TransportError) Error() string { return "apinizer: transport: " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
+
+// Is makes every TransportError match ErrRetryable: no response arrived, so
+// the job has to be tried again.
+func (e *TransportError) Is(target error) bool { return target == ErrRetryable }

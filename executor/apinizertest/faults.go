@@ -1,0 +1,160 @@
+package apinizertest
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fault is a scripted misbehaviour for the requests it matches. A fault
+// either only delays (Delay alone, after which the request is answered
+// normally) or ends the request in one way: Reply, Hang or Drop, after the
+// optional Delay.
+type Fault struct {
+	// Method and PathPrefix (of the escaped path) select requests; empty
+	// matches any. Match, if set, must also accept the request; it runs
+	// while the simulator is locked and must not call back into it.
+	Method     string
+	PathPrefix string
+	Match      func(*http.Request) bool
+	// Times is the number of matching requests the fault applies to; 0
+	// applies it to every one until ClearFaults.
+	Times int
+
+	// Delay holds the request before anything else happens.
+	Delay time.Duration
+	// Reply answers with a canned response instead of Apinizer's.
+	Reply *Reply
+	// Hang holds the request without answering until the client gives up.
+	Hang bool
+	// Drop closes the connection without answering.
+	Drop bool
+}
+
+// Reply is a canned response.
+type Reply struct {
+	Status int
+	// RetryAfter, if set, is sent as the Retry-After header verbatim:
+	// delta-seconds or an HTTP-date.
+	RetryAfter string
+	// ContentType defaults to application/json when Body is not empty.
+	ContentType string
+	// Body is sent as is; empty sends no body.
+	Body string
+}
+
+// ErrorReply is an Apinizer error in the reference pages' style:
+// {"error": code, "error_description": description}.
+func ErrorReply(status int, code, description string) *Reply {
+	b, _ := json.Marshal(classicError{Error: code, ErrorDescription: description})
+	return &Reply{Status: status, Body: string(b)}
+}
+
+// FailureReply is an Apinizer error in the later style:
+// {"status": "FAILURE", "resultMessage": message}.
+func FailureReply(status int, message string) *Reply {
+	b, _ := json.Marshal(podsError{Status: "FAILURE", ResultMessage: message})
+	return &Reply{Status: status, Body: string(b)}
+}
+
+// HTMLReply is the HTML error page a reverse proxy in front of Apinizer
+// sends, for example on 502 or 504.
+func HTMLReply(status int) *Reply {
+	text := http.StatusText(status)
+	return &Reply{
+		Status:      status,
+		ContentType: "text/html",
+		Body: "<html>\r\n<head><title>" + strconv.Itoa(status) + " " + text + "</title></head>\r\n<body>\r\n" +
+			"<center><h1>" + strconv.Itoa(status) + " " + text + "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+	}
+}
+
+func (r *Reply) write(w http.ResponseWriter) int {
+	if r.RetryAfter != "" {
+		w.Header().Set("Retry-After", r.RetryAfter)
+	}
+	switch {
+	case r.ContentType != "":
+		w.Header().Set("Content-Type", r.ContentType)
+	case r.Body != "":
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(r.Status)
+	_, _ = w.Write([]byte(r.Body))
+	return r.Status
+}
+
+// activeFault is a Fault with its remaining count.
+type activeFault struct {
+	Fault
+	left int // remaining applications; -1 for unlimited
+}
+
+func (f *activeFault) matches(r *http.Request) bool {
+	return f.left != 0 &&
+		(f.Method == "" || f.Method == r.Method) &&
+		strings.HasPrefix(r.URL.EscapedPath(), f.PathPrefix) &&
+		(f.Match == nil || f.Match(r))
+}
+
+// AddFault appends f to the faults, which are consulted in the order they
+// were added. It panics if f does more than one of Reply, Hang and Drop, or
+// nothing at all: that is a mistake in the test.
+func (s *Simulator) AddFault(f Fault) {
+	ends := 0
+	for _, b := range []bool{f.Reply != nil, f.Hang, f.Drop} {
+		if b {
+			ends++
+		}
+	}
+	if ends > 1 || (ends == 0 && f.Delay <= 0) {
+		panic("apinizertest: a Fault must Delay, or end the request with exactly one of Reply, Hang and Drop")
+	}
+	left := f.Times
+	if left <= 0 {
+		left = -1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &activeFault{Fault: f, left: left})
+}
+
+// ClearFaults removes every fault, including unlimited ones. Environments
+// failed with FailEnvironment stay failed.
+func (s *Simulator) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// outcome is what the faults decided for one request.
+type outcome struct {
+	delay      time.Duration
+	reply      *Reply
+	hang, drop bool
+}
+
+// takeFault consumes the faults that apply to r: every matching delay-only
+// fault before the first matching fault that ends the request, and that one.
+// Callers hold s.mu.
+func (s *Simulator) takeFault(r *http.Request) outcome {
+	var out outcome
+	for _, f := range s.faults {
+		if !f.matches(r) {
+			continue
+		}
+		if f.left > 0 {
+			f.left--
+		}
+		out.delay += f.Delay
+		if f.Reply != nil || f.Hang || f.Drop {
+			out.reply, out.hang, out.drop = f.Reply, f.Hang, f.Drop
+			break
+		}
+	}
+	s.faults = slices.DeleteFunc(s.faults, func(f *activeFault) bool { return f.left == 0 })
+	return out
+}

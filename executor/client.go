@@ -1,0 +1,224 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/apiops-worker/apiops-worker/jobs"
+)
+
+// Client calls Apinizer's APIOps endpoints. It is safe for concurrent use;
+// all calls share one http.Client and its connection pool.
+type Client struct {
+	base           *url.URL
+	token          func() (string, error)
+	http           *http.Client
+	attemptTimeout time.Duration
+	retry          RetryPolicy
+}
+
+// New returns a Client for cfg, after applying defaults and validating it.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = defaultTransport(cfg)
+	}
+	return &Client{
+		base:  base,
+		token: cfg.Token,
+		http: &http.Client{
+			Transport: rt,
+			// A redirect is not part of any APIOps answer. Following it
+			// would resend a PUT or DELETE somewhere the config never
+			// named, so it is reported as the response it is.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		attemptTimeout: cfg.AttemptTimeout,
+		retry:          cfg.Retry,
+	}, nil
+}
+
+// defaultTransport is http.DefaultTransport's configuration with timeouts on
+// every phase before the response headers, so that a connection that hangs is
+// cut even if the caller's context has no deadline, and an idle pool sized
+// for cfg.Concurrency callers.
+func defaultTransport(cfg Config) *http.Transport {
+	t := &http.Transport{Proxy: http.ProxyFromEnvironment}
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = dt.Clone()
+	}
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = tlsHandshakeTimeout
+	t.ResponseHeaderTimeout = cfg.AttemptTimeout
+	t.MaxIdleConns = max(t.MaxIdleConns, cfg.Concurrency)
+	t.MaxIdleConnsPerHost = cfg.Concurrency
+	t.MaxConnsPerHost = 0
+	return t
+}
+
+// CloseIdleConnections closes the pooled connections that are not in use,
+// for a clean shutdown.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// Execute sends job to Apinizer and retries retryable failures within the
+// RetryPolicy. It returns a nil error only for StatusSucceeded or
+// StatusPartial; every error matches exactly one of ErrPermanent and
+// ErrRetryable, and Response.Attempts is set either way.
+//
+// A retryable error is returned when the policy is exhausted, when Apinizer
+// asks (Retry-After) for a longer wait than the policy has left, so that the
+// caller can redeliver after APIError.RetryAfter, and when ctx ends: that
+// error also matches ctx.Err(), as the job was not finished.
+func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response, error) {
+	req, err := buildRequest(c.base, job)
+	if err != nil {
+		return Response{}, err
+	}
+	start := time.Now()
+	bo := c.retry.NewBackOff()
+	// mayHaveApplied records that an earlier attempt of this job may have
+	// reached Apinizer and deleted the resource before its answer was lost.
+	mayHaveApplied := call.PriorAttempts > 0
+	var resp Response
+	for {
+		attempt := call.PriorAttempts + resp.Attempts + 1
+		if call.BeforeAttempt != nil {
+			if err := call.BeforeAttempt(ctx, attempt); err != nil {
+				return resp, hookError(attempt, err)
+			}
+		}
+		token, err := c.token()
+		if err != nil {
+			// Not the job's fault: it must be retried once a token is
+			// readable again.
+			return resp, fmt.Errorf("executor: reading token: %w: %w", err, ErrRetryable)
+		}
+		resp.Attempts++
+		out, err := c.attempt(ctx, req, token, call.Header)
+		if err == nil {
+			out.Attempts = resp.Attempts
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return resp, fmt.Errorf("executor: %w: %w", ctx.Err(), ErrRetryable)
+		}
+		var apiErr *APIError
+		isAPIErr := errors.As(err, &apiErr)
+		if req.delete && mayHaveApplied && isAPIErr && alreadyGone(req.kind, apiErr) {
+			return Response{Status: jobs.StatusSucceeded, Attempts: resp.Attempts, AlreadyGone: true}, nil
+		}
+		if !errors.Is(err, ErrRetryable) {
+			return resp, err
+		}
+		mayHaveApplied = mayHaveApplied || mayHaveReached(err)
+
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop {
+			return resp, err
+		}
+		if isAPIErr && apiErr.RetryAfter > 0 {
+			if c.retry.MaxElapsedTime > 0 && time.Since(start)+apiErr.RetryAfter > c.retry.MaxElapsedTime {
+				return resp, err
+			}
+			wait = max(wait, apiErr.RetryAfter)
+		}
+		if call.OnRetry != nil {
+			call.OnRetry(attempt, err, wait)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return resp, fmt.Errorf("executor: %w: %w", err, ErrRetryable)
+		}
+	}
+}
+
+// attempt makes one HTTP attempt, bounded by the attempt timeout, and reads
+// and closes the whole response so the connection can be reused.
+func (c *Client) attempt(ctx context.Context, r *request, token string, header http.Header) (Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+	defer cancel()
+	req, err := r.newHTTPRequest(ctx, token, header)
+	if err != nil {
+		return Response{}, err
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return Response{}, &TransportError{Err: err}
+	}
+	defer func() {
+		// Drain what is left (bounded) so the connection goes back to
+		// the pool; a larger remainder costs a reconnect instead.
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxBodyBytes))
+		_ = res.Body.Close()
+	}()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxBodyBytes))
+	if err != nil {
+		return Response{}, &TransportError{Err: fmt.Errorf("reading %d response: %w", res.StatusCode, err)}
+	}
+	out, err := parseResponse(res.StatusCode, res.Header, body)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && token != "" {
+		// A proxy that echoes the request must not put the token into
+		// an error message that ends up in results and logs.
+		apiErr.Message = strings.ReplaceAll(apiErr.Message, token, "REDACTED")
+	}
+	return out, err
+}
+
+// alreadyGone reports whether a delete's error says its resource does not
+// exist (Apinizer answers 400, or 404 from later revisions and proxies).
+func alreadyGone(kind jobs.Kind, e *APIError) bool {
+	return (e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusNotFound) &&
+		resourceGone(kind, e.Message)
+}
+
+// mayHaveReached reports whether a failed attempt may still have been
+// processed by Apinizer: the answer was lost (transport error, timeout) or
+// the server failed after possibly applying the change (5xx). A 429 was
+// turned away before any work.
+func mayHaveReached(err error) bool {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.StatusCode >= 500 || apiErr.StatusCode == http.StatusRequestTimeout
+	}
+	var tErr *TransportError
+	return errors.As(err, &tErr)
+}
+
+// hookError wraps an error from Call.BeforeAttempt. An error that carries no
+// class of its own is retryable: the job was not attempted, so it has to be
+// tried again.
+func hookError(attempt int, err error) error {
+	if errors.Is(err, ErrPermanent) || errors.Is(err, ErrRetryable) {
+		return fmt.Errorf("executor: before attempt %d: %w", attempt, err)
+	}
+	return fmt.Errorf("executor: before attempt %d: %w: %w", attempt, err, ErrRetryable)
+}
+
+// sleep waits for d or until ctx ends, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
