@@ -15,6 +15,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -60,9 +61,13 @@ const (
 
 // JobRecord is the stored state of one job.
 type JobRecord struct {
-	JobID      string    `json:"jobId"`
-	State      State     `json:"state"`
-	Owner      string    `json:"owner"`
+	JobID string `json:"jobId"`
+	State State  `json:"state"`
+	// Owner names the worker process holding the claim, for people.
+	Owner string `json:"owner"`
+	// Token is unique to one claim: it tells a claim's own earlier write from
+	// another claim's.
+	Token      string    `json:"token"`
 	LeaseUntil time.Time `json:"leaseUntil"`
 	// Attempts counts the Apinizer HTTP attempts begun for the job. It is
 	// raised before each request is sent, so after a crash it may count a
@@ -77,6 +82,7 @@ type ResourceRecord struct {
 	// Holder is the job id holding the lock, empty when free.
 	Holder     string    `json:"holder,omitempty"`
 	Owner      string    `json:"owner,omitempty"`
+	Token      string    `json:"token,omitempty"`
 	LeaseUntil time.Time `json:"leaseUntil"`
 	// LastSeq is the jobs-stream sequence of the last job applied.
 	LastSeq uint64 `json:"lastSeq"`
@@ -136,7 +142,7 @@ type JobClaim struct {
 func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) {
 	key := jobKey(jobID)
 	now := l.now()
-	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, LeaseUntil: now.Add(l.lease), StartedAt: now}
+	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease), StartedAt: now}
 	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
 	if err == nil {
 		return &JobClaim{Record: rec, rev: rev}, nil
@@ -159,12 +165,12 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) 
 	if old.State == StateFinal {
 		return &JobClaim{Record: old, rev: entry.Revision()}, nil
 	}
-	if old.Owner != l.owner && now.Before(old.LeaseUntil) {
+	if now.Before(old.LeaseUntil) {
 		return nil, &BusyError{Holder: old.Owner, Until: old.LeaseUntil}
 	}
 	// Take over: the holder died or gave the job back. Attempts and the
 	// original start time carry over.
-	old.Owner = l.owner
+	old.Owner, old.Token = l.owner, newToken()
 	old.LeaseUntil = now.Add(l.lease)
 	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
 	if err != nil {
@@ -208,15 +214,39 @@ func (l *Ledger) updateJob(ctx context.Context, c *JobClaim) error {
 }
 
 func (l *Ledger) write(ctx context.Context, c *JobClaim) error {
-	rev, err := l.kv.Update(ctx, jobKey(c.Record.JobID), mustJSON(c.Record), c.rev)
+	err := l.casWrite(ctx, jobKey(c.Record.JobID), &c.rev, mustJSON(c.Record), c.Record.Token)
 	if err != nil {
-		if isConflict(err) {
-			return fmt.Errorf("%w: job %q", ErrLost, c.Record.JobID)
-		}
-		return fmt.Errorf("ledger: update job record: %w", err)
+		return fmt.Errorf("job %q: %w", c.Record.JobID, err)
 	}
-	c.rev = rev
 	return nil
+}
+
+// casWrite updates key from revision *rev, as long as the record still
+// carries token. A write whose reply was lost (a cancelled context, a
+// timeout) may have landed: then the record holds our token at a newer
+// revision, which is adopted and written over once.
+func (l *Ledger) casWrite(ctx context.Context, key string, rev *uint64, value []byte, token string) error {
+	for try := 0; ; try++ {
+		r, err := l.kv.Update(ctx, key, value, *rev)
+		if err == nil {
+			*rev = r
+			return nil
+		}
+		if !isConflict(err) {
+			return fmt.Errorf("ledger: update %s: %w", key, err)
+		}
+		entry, gerr := l.kv.Get(ctx, key)
+		if try > 0 || gerr != nil {
+			return ErrLost
+		}
+		var current struct {
+			Token string `json:"token"`
+		}
+		if json.Unmarshal(entry.Value(), &current) != nil || current.Token != token {
+			return ErrLost
+		}
+		*rev = entry.Revision()
+	}
 }
 
 // Job returns the record of a job id, or ErrNotFound.
@@ -254,7 +284,7 @@ type ResourceLock struct {
 func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID string) (*ResourceLock, error) {
 	key := resourceKey(res)
 	now := l.now()
-	rec := ResourceRecord{Holder: jobID, Owner: l.owner, LeaseUntil: now.Add(l.lease)}
+	rec := ResourceRecord{Holder: jobID, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease)}
 	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
 	if err == nil {
 		return &ResourceLock{Record: rec, key: key, rev: rev}, nil
@@ -278,7 +308,7 @@ func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID s
 	if old.Holder != "" && old.Holder != jobID && now.Before(old.LeaseUntil) {
 		return nil, &BusyError{Holder: old.Holder, Until: old.LeaseUntil}
 	}
-	old.Holder, old.Owner, old.LeaseUntil = jobID, l.owner, now.Add(l.lease)
+	old.Holder, old.Owner, old.Token, old.LeaseUntil = jobID, l.owner, newToken(), now.Add(l.lease)
 	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
 	if err != nil {
 		if isConflict(err) {
@@ -306,20 +336,26 @@ func (l *Ledger) MarkApplied(ctx context.Context, lk *ResourceLock, seq uint64) 
 
 // UnlockResource frees the lock.
 func (l *Ledger) UnlockResource(ctx context.Context, lk *ResourceLock) error {
-	lk.Record.Holder, lk.Record.Owner, lk.Record.LeaseUntil = "", "", time.Time{}
-	return l.writeResource(ctx, lk)
+	token := lk.Record.Token
+	lk.Record.Holder, lk.Record.Owner, lk.Record.Token, lk.Record.LeaseUntil = "", "", "", time.Time{}
+	if err := l.casWrite(ctx, lk.key, &lk.rev, mustJSON(lk.Record), token); err != nil {
+		return fmt.Errorf("resource lock: %w", err)
+	}
+	return nil
 }
 
 func (l *Ledger) writeResource(ctx context.Context, lk *ResourceLock) error {
-	rev, err := l.kv.Update(ctx, lk.key, mustJSON(lk.Record), lk.rev)
-	if err != nil {
-		if isConflict(err) {
-			return fmt.Errorf("%w: resource lock", ErrLost)
-		}
-		return fmt.Errorf("ledger: update resource record: %w", err)
+	if err := l.casWrite(ctx, lk.key, &lk.rev, mustJSON(lk.Record), lk.Record.Token); err != nil {
+		return fmt.Errorf("resource lock: %w", err)
 	}
-	lk.rev = rev
 	return nil
+}
+
+// newToken returns a random claim token.
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Key encoding: job ids and resource names may hold characters a KV key

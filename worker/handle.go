@@ -275,7 +275,12 @@ func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *de
 		if err := d.msg.InProgress(); err != nil {
 			d.log.Warn("could not report progress", "err", err)
 		}
-		if err := h.renew(ctx); errors.Is(err, ledger.ErrLost) {
+		// The renewal must not be cut off by the job finishing meanwhile:
+		// its write could land with the reply lost.
+		renewCtx, cancelRenew := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.AckWait/3)
+		err := h.renew(renewCtx)
+		cancelRenew()
+		if errors.Is(err, ledger.ErrLost) {
 			d.log.Warn("claim lost while working; stopping", "err", err)
 			cancel()
 			return

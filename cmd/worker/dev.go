@@ -2,17 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"os"
 	"time"
 
@@ -20,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
@@ -33,6 +27,9 @@ type devEnv struct {
 	nats    *server.Server
 	sim     *apinizertest.Server
 	tempDir string
+	// pem is the certificate the simulator is seeded with and the sample
+	// jobs upload.
+	pem string
 }
 
 func startDev(ctx context.Context, cfg config, log *slog.Logger) (*devEnv, error) {
@@ -66,8 +63,14 @@ func startDev(ctx context.Context, cfg config, log *slog.Logger) (*devEnv, error
 		return nil, fmt.Errorf("dev: nats server not ready within 10s")
 	}
 
+	pem, err := selfsigned.PEM("apiops sample")
+	if err != nil {
+		env.close()
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	env.pem = pem
 	env.sim = apinizertest.NewServer(apinizertest.Config{Token: devToken, Logger: log.With("component", "apinizer-simulator")})
-	seedSimulator(env.sim)
+	seedSimulator(env.sim, pem)
 
 	env.cfg.natsURL = ns.ClientURL()
 	env.cfg.apinizerURL = env.sim.URL
@@ -94,10 +97,10 @@ const (
 	sampleProject = "MyProject"
 )
 
-func seedSimulator(sim *apinizertest.Server) {
+func seedSimulator(sim *apinizertest.Server, pem string) {
 	sim.AddProject(sampleProject, "production", "staging")
-	sim.AddCertificate(sampleProject, "my-certificate", samplePEM())
-	sim.AddCertificate(sampleProject, "old-certificate", samplePEM())
+	sim.AddCertificate(sampleProject, "my-certificate", pem)
+	sim.AddCertificate(sampleProject, "old-certificate", pem)
 	sim.AddKey(sampleProject, "my-key")
 	sim.AddCredential(sampleProject, "api-user", true)
 	sim.AddCredential(sampleProject, "old-user", true)
@@ -105,12 +108,12 @@ func seedSimulator(sim *apinizertest.Server) {
 
 // sampleJobs is one job of each kind, on distinct resources so that none
 // supersedes another.
-func sampleJobs(runID string) []jobs.Job {
+func sampleJobs(runID, pem string) []jobs.Job {
 	cert := jobs.CertificateFields{
 		Alias:                  "sample-alias",
 		CertificateDescription: "Sample certificate from make run",
 		EnvironmentList:        []string{"production", "staging"},
-		PEMEncodedFile:         samplePEM(),
+		PEMEncodedFile:         pem,
 	}
 	id := func(kind string) string { return "sample-" + runID + "-" + kind }
 	return []jobs.Job{
@@ -125,7 +128,7 @@ func sampleJobs(runID string) []jobs.Job {
 
 // publishSamples publishes one job of each kind and prints each result as it
 // arrives.
-func publishSamples(ctx context.Context, js jetstream.JetStream, stdout io.Writer, log *slog.Logger) {
+func publishSamples(ctx context.Context, js jetstream.JetStream, pem string, stdout io.Writer, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// An ordered consumer created before publishing sees every result.
@@ -134,7 +137,7 @@ func publishSamples(ctx context.Context, js jetstream.JetStream, stdout io.Write
 		log.Error("samples: results consumer", "err", err)
 		return
 	}
-	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"))
+	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"), pem)
 	want := make(map[string]bool, len(samples))
 	for _, job := range samples {
 		if _, err := jobs.Publish(ctx, js, job); err != nil {
@@ -159,23 +162,4 @@ func publishSamples(ctx context.Context, js jetstream.JetStream, stdout io.Write
 		fmt.Fprintf(stdout, "%s\n%s\n", msg.Subject(), out)
 	}
 	fmt.Fprintln(stdout, "all sample jobs finished; the worker keeps serving until Ctrl-C")
-}
-
-// samplePEM returns a fresh self-signed certificate; its key is discarded.
-func samplePEM() string {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "apiops sample"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -56,13 +56,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(handler)
 
+	var dev *devEnv
 	if cfg.dev {
-		env, err := startDev(ctx, cfg, log)
-		if err != nil {
+		if dev, err = startDev(ctx, cfg, log); err != nil {
 			return err
 		}
-		defer env.close()
-		cfg = env.cfg
+		defer dev.close()
+		cfg = dev.cfg
 	}
 
 	reg := prometheus.NewRegistry()
@@ -157,8 +157,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("worker started", "owner", owner, "metrics", "http://"+ln.Addr().String()+"/metrics",
 		"concurrency", cfg.concurrency, "apinizer", cfg.apinizerURL)
 
-	if cfg.dev && cfg.samples {
-		go publishSamples(ctx, js, stdout, log)
+	if dev != nil && cfg.samples {
+		go publishSamples(ctx, js, dev.pem, stdout, log)
 	}
 
 	runErr := w.Run(ctx)

@@ -1,0 +1,426 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The embedded server and the HTTP client keep pools of their own.
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+const (
+	project = "MyProject"
+	token   = "test-token"
+)
+
+// bundle is what a worker test works with: a real JetStream server, the
+// Apinizer simulator and the means to start real workers on them.
+type bundle struct {
+	js   jetstream.JetStream
+	nc   *nats.Conn
+	sim  *apinizertest.Server
+	pem  string
+	topo streams.Config
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	srv := natstest.RunServer(t)
+	nc, js := natstest.Connect(t, srv)
+	topo := streams.Config{AckWait: 3 * time.Second, MaxDeliver: 5, DuplicateWindow: time.Minute}.WithDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := streams.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	sim := apinizertest.NewServer(apinizertest.Config{Token: token})
+	t.Cleanup(sim.Close)
+	pem, err := selfsigned.PEM("worker test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.AddProject(project, "production", "staging")
+	return &bundle{js: js, nc: nc, sim: sim, pem: pem, topo: topo}
+}
+
+type workerOpts struct {
+	concurrency int
+	noLedger    bool
+	retry       executor.RetryPolicy
+	grace       time.Duration
+}
+
+// startWorker runs a real worker until the returned stop function is called
+// or the test ends; stop returns Run's error.
+func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg *prometheus.Registry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := b.js.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.retry == (executor.RetryPolicy{}) {
+		o.retry = executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2}
+	}
+	exec, err := executor.New(executor.Config{
+		BaseURL: b.sim.URL,
+		Token:   func() (string, error) { return token, nil },
+		Retry:   o.retry,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led *ledger.Ledger
+	if !o.noLedger {
+		kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if led, err = ledger.New(kv, ledger.Config{Owner: t.Name() + time.Now().String(), Lease: b.topo.AckWait * 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg = prometheus.NewRegistry()
+	w, err := worker.New(worker.Config{
+		Concurrency:     o.concurrency,
+		AckWait:         b.topo.AckWait,
+		MaxDeliver:      b.topo.MaxDeliver,
+		ShutdownGrace:   o.grace,
+		FetchWait:       500 * time.Millisecond,
+		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
+		Ledger:          led,
+		Logger:          testLogger(t),
+		Metrics:         metrics.New(reg),
+	}, b.js, cons, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stopRun := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			stopRun()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = errors.New("worker did not stop within 30s")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return stop, reg
+}
+
+// results collects results from the results stream.
+type results struct {
+	cons jetstream.Consumer
+}
+
+func (b *bundle) watchResults(t *testing.T) *results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := b.js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &results{cons: cons}
+}
+
+// next returns the next n results, failing the test if they do not arrive
+// within timeout.
+func (r *results) next(t *testing.T, n int, timeout time.Duration) map[string]jobs.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got := make(map[string]jobs.Result, n)
+	for i := 0; i < n; i++ {
+		msg, err := r.cons.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			t.Fatalf("got %d of %d results: %v", len(got), n, err)
+		}
+		var res jobs.Result
+		if err := json.Unmarshal(msg.Data(), &res); err != nil {
+			t.Fatalf("result %s is not JSON: %v", msg.Data(), err)
+		}
+		if msg.Subject() != jobs.ResultSubject(res.Subject) {
+			t.Errorf("result of %s published on %s", res.Subject, msg.Subject())
+		}
+		if want := jobs.ResultMsgID(res.JobID); msg.Headers().Get(nats.MsgIdHdr) != want {
+			t.Errorf("result %s: Nats-Msg-Id %q, want %q", res.JobID, msg.Headers().Get(nats.MsgIdHdr), want)
+		}
+		if _, dup := got[res.JobID]; dup {
+			t.Errorf("second result for job %s", res.JobID)
+		}
+		got[res.JobID] = res
+	}
+	return got
+}
+
+// streamMsgs reports how many messages a stream holds.
+func (b *bundle) streamMsgs(t *testing.T, name string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func (b *bundle) publish(t *testing.T, js ...jobs.Job) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, j := range js {
+		if _, err := jobs.Publish(ctx, b.js, j); err != nil {
+			t.Fatalf("publish %s: %v", j.ID(), err)
+		}
+	}
+}
+
+func (b *bundle) certFields() jobs.CertificateFields {
+	return jobs.CertificateFields{
+		Alias:                  "alias",
+		CertificateDescription: "description",
+		EnvironmentList:        []string{"production", "staging"},
+		PEMEncodedFile:         b.pem,
+	}
+}
+
+func bothEnvironments(message string) *jobs.DeploymentResult {
+	return &jobs.DeploymentResult{Success: true, EnvironmentResults: []jobs.EnvironmentResult{
+		{EnvironmentName: "production", Success: true, Message: message},
+		{EnvironmentName: "staging", Success: true, Message: message},
+	}}
+}
+
+func TestWorkerAppliesOneJobOfEachKindWithOneResultEach(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sim.AddCertificate(project, "updated", b.pem)
+	b.sim.AddCertificate(project, "deleted", b.pem)
+	b.sim.AddKey(project, "key")
+	b.sim.AddCredential(project, "user", true)
+	b.sim.AddCredential(project, "gone-user", true)
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{concurrency: 4})
+
+	all := []jobs.Job{
+		&jobs.CertificateUpdate{JobID: "j-update", ProjectName: project, CertificateName: "updated", CertificateFields: b.certFields()},
+		&jobs.CertificateCreate{JobID: "j-create", ProjectName: project, CertificateName: "created", CertificateFields: b.certFields()},
+		&jobs.CertificateDelete{JobID: "j-cert-delete", ProjectName: project, CertificateName: "deleted"},
+		&jobs.KeyDelete{JobID: "j-key-delete", ProjectName: project, KeyName: "key", JWKDeleteAction: jobs.JWKDeleteDelete},
+		&jobs.CredentialDelete{JobID: "j-cred-delete", ProjectName: project, Username: "gone-user"},
+		&jobs.CredentialPublicKeyDelete{JobID: "j-pubkey-delete", ProjectName: project, Username: "user"},
+	}
+	b.publish(t, all...)
+	got := rs.next(t, len(all), 30*time.Second)
+
+	for _, j := range all {
+		r, ok := got[j.ID()]
+		if !ok {
+			t.Errorf("no result for %s", j.ID())
+			continue
+		}
+		want := jobs.Result{
+			JobID: j.ID(), Subject: j.Subject(), ProjectName: project, ResourceName: j.Resource().Name,
+			Status: jobs.StatusSucceeded, Attempts: 1,
+		}
+		if diff := cmp.Diff(want, r, cmpopts.IgnoreFields(jobs.Result{}, "StartedAt", "FinishedAt", "DeploymentResult")); diff != "" {
+			t.Errorf("result of %s (-want +got):\n%s", j.ID(), diff)
+		}
+		if r.DeploymentResult == nil || !r.DeploymentResult.Success || len(r.DeploymentResult.EnvironmentResults) != 2 {
+			t.Errorf("result of %s: deployment %+v, want success in production and staging", j.ID(), r.DeploymentResult)
+		}
+		if r.FinishedAt.Before(r.StartedAt) {
+			t.Errorf("result of %s finished %s before it started %s", j.ID(), r.FinishedAt, r.StartedAt)
+		}
+	}
+	if n := len(b.sim.Requests()); n != len(all) {
+		t.Errorf("simulator received %d requests, want %d (one per job)", n, len(all))
+	}
+	if n := b.streamMsgs(t, streams.Results); n != uint64(len(all)) {
+		t.Errorf("results stream holds %d results, want %d", n, len(all))
+	}
+	if _, ok := b.sim.Certificate(project, "created"); !ok {
+		t.Error("certificate \"created\" was not created")
+	}
+	if b.sim.KeyExists(project, "key") {
+		t.Error("key was not deleted")
+	}
+}
+
+func TestWorkerReportsPartialDeployment(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sim.AddKey(project, "key")
+	b.sim.FailEnvironment(project, "staging", true)
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{})
+
+	b.publish(t, &jobs.KeyDelete{JobID: "partial", ProjectName: project, KeyName: "key"})
+	r := rs.next(t, 1, 20*time.Second)["partial"]
+	if r.Status != jobs.StatusPartial {
+		t.Fatalf("status %q, want partial", r.Status)
+	}
+	var failed []string
+	for _, e := range r.DeploymentResult.EnvironmentResults {
+		if !e.Success {
+			failed = append(failed, e.EnvironmentName)
+		}
+	}
+	if diff := cmp.Diff([]string{"staging"}, failed); diff != "" {
+		t.Errorf("failed environments (-want +got):\n%s", diff)
+	}
+}
+
+func TestInvalidJobsFailWithoutCallingApinizer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{})
+
+	privateKeyPEM := b.pem + "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+	cases := []struct {
+		name, subject, body, code string
+	}{
+		{"malformed JSON", jobs.SubjectKeyDelete, `{"projectName":`, "malformed_job"},
+		{"missing key name", jobs.SubjectKeyDelete, `{"projectName":"P"}`, "missing_field"},
+		{"path traversal in a name", jobs.SubjectCertificateDelete, `{"projectName":"P","certificateName":"../x"}`, "invalid_field"},
+		{"encoded slash in a name", jobs.SubjectCredentialDelete, `{"projectName":"P","username":"a%2Fb"}`, "invalid_field"},
+		{"unknown enum value", jobs.SubjectKeyDelete, `{"projectName":"P","keyName":"k","jwkDeleteAction":"PURGE"}`, "invalid_field"},
+		{"private key instead of a certificate", jobs.SubjectCertificateCreate, mustJSON(t, map[string]any{
+			"projectName": "P", "certificateName": "c", "alias": "a", "certificateDescription": "d",
+			"environmentList": []string{"production"}, "pemEncodedFile": privateKeyPEM,
+		}), "invalid_field"},
+		{"unknown subject", "apiops.certificate.rename", `{"projectName":"P"}`, "unknown_subject"},
+	}
+	for i, c := range cases {
+		msg := nats.NewMsg(c.subject)
+		msg.Data = []byte(c.body)
+		msg.Header.Set(nats.MsgIdHdr, "invalid-"+string(rune('a'+i)))
+		if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rs.next(t, len(cases), 20*time.Second)
+	for i, c := range cases {
+		t.Run(c.name+" fails with "+c.code, func(t *testing.T) {
+			r, ok := got["invalid-"+string(rune('a'+i))]
+			if !ok {
+				t.Fatal("no result")
+			}
+			if r.Status != jobs.StatusFailed || r.Error == nil || r.Error.Code != c.code || r.Error.Retryable {
+				t.Errorf("result %+v error %+v, want failed with code %s, not retryable", r, r.Error, c.code)
+			}
+		})
+	}
+	if n := len(b.sim.Requests()); n != 0 {
+		t.Errorf("simulator received %d requests, want none", n)
+	}
+}
+
+func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sim.AddKey(project, "slow-key")
+	b.sim.SetLatency(time.Second)
+	rs := b.watchResults(t)
+	stop, _ := b.startWorker(t, workerOpts{grace: 20 * time.Second})
+
+	b.publish(t, &jobs.KeyDelete{JobID: "in-flight", ProjectName: project, KeyName: "slow-key"})
+	// MaxInFlight has an entry once a request for the resource has begun.
+	waitFor(t, 10*time.Second, "the simulator to receive the call", func() bool { return len(b.sim.MaxInFlight()) > 0 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	r := rs.next(t, 1, 5*time.Second)["in-flight"]
+	if r.Status != jobs.StatusSucceeded {
+		t.Errorf("status %q, want succeeded", r.Status)
+	}
+	if n := b.streamMsgs(t, streams.Jobs); n != 0 {
+		t.Errorf("jobs stream holds %d messages after shutdown, want 0 (acknowledged)", n)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
+
+// testLogger sends logs to the test's log, shown when it fails or with -v.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
