@@ -40,6 +40,9 @@ func New(cfg Config) (*Client, error) {
 	if rt == nil {
 		rt = defaultTransport(cfg)
 	}
+	if cfg.WrapTransport != nil {
+		rt = cfg.WrapTransport(rt)
+	}
 	return &Client{
 		base:  base,
 		token: cfg.Token,

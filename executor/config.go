@@ -33,6 +33,10 @@ type Config struct {
 	// handshake and response header timeouts, MaxIdleConnsPerHost =
 	// Concurrency and no MaxConnsPerHost limit.
 	Transport http.RoundTripper
+	// WrapTransport, if set, wraps the transport (given or default), so that
+	// a caller can measure requests without giving up the default transport's
+	// settings.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// AttemptTimeout bounds one HTTP attempt, from sending the request to
 	// reading the whole response. Default 30s.
 	AttemptTimeout time.Duration

@@ -32,7 +32,7 @@ type devEnv struct {
 	pem string
 }
 
-func startDev(ctx context.Context, cfg config, log *slog.Logger) (*devEnv, error) {
+func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
 	log.Warn("DEVELOPMENT SETUP: embedded NATS server and Apinizer simulator; never use --dev in production")
 	env := &devEnv{cfg: cfg}
 	dir := cfg.devDataDir

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	var dev *devEnv
 	if cfg.dev {
-		if dev, err = startDev(ctx, cfg, log); err != nil {
+		if dev, err = startDev(cfg, log); err != nil {
 			return err
 		}
 		defer dev.close()
@@ -122,7 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Concurrency:    cfg.concurrency,
 		AttemptTimeout: cfg.attemptTimeout,
 		Retry:          retry,
-		Transport:      m.InstrumentRoundTripper(executor.NewTransport(cfg.concurrency)),
+		WrapTransport:  m.InstrumentRoundTripper,
 	})
 	if err != nil {
 		return err
@@ -154,14 +155,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()
-	log.Info("worker started", "owner", owner, "metrics", "http://"+ln.Addr().String()+"/metrics",
-		"concurrency", cfg.concurrency, "apinizer", cfg.apinizerURL)
+	metricsURL := "http://" + ln.Addr().String() + "/metrics"
+	log.Info("worker started", "owner", owner, "metrics", metricsURL, "concurrency", cfg.concurrency, "apinizer", cfg.apinizerURL)
 
+	var samples sync.WaitGroup
 	if dev != nil && cfg.samples {
-		go publishSamples(ctx, js, dev.pem, stdout, log)
+		fmt.Fprintf(stdout, "metrics: %s\n", metricsURL)
+		samples.Go(func() { publishSamples(ctx, js, dev.pem, stdout, log) })
 	}
 
 	runErr := w.Run(ctx)
+	samples.Wait()
 	log.Info("worker stopping: draining NATS connection")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

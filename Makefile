@@ -1,0 +1,50 @@
+# apiops-worker. `make help` lists the targets.
+
+GO        ?= go
+FUZZTIME  ?= 60s
+BIN       ?= bin
+# Unit tests are every package but the container suite, which test-integration runs.
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /integration)
+
+.PHONY: help build run test test-unit fuzz bench lint clean
+
+## help: list the targets
+help:
+	@grep -hE '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## build: build the worker, enqueue and apinizer-sim binaries into bin/
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## run: the worker with an embedded NATS JetStream server and the Apinizer simulator; publishes one sample job of each kind, prints the results, serves until Ctrl-C
+run:
+	$(GO) run ./cmd/worker --dev --samples --metrics-addr 127.0.0.1:9090
+
+## test: unit tests with the race detector, then the integration suite (containers)
+test: test-unit
+	$(MAKE) test-integration
+
+## test-unit: unit tests only, with the race detector
+test-unit:
+	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
+
+## fuzz: run each fuzz target for $(FUZZTIME)
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./jobs/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./executor/
+
+## bench: Go benchmarks of the hot paths
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem $(UNIT_PKGS)
+
+## lint: gofmt and go vet
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## clean: remove build outputs
+clean:
+	rm -rf $(BIN) $(DIST)
+
+include mk/images.mk

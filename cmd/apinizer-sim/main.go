@@ -1,0 +1,197 @@
+// Command apinizer-sim serves the Apinizer simulator (package
+// executor/apinizertest) over HTTP: the APIOps endpoints the worker calls,
+// backed by in-memory state, for local runs and container tests.
+//
+// Besides the APIOps paths it serves:
+//
+//	GET /healthz        200 once serving
+//	GET /_sim/requests  the request log as JSON, Authorization values redacted
+//	GET /_sim/state     resources and the Applied/MaxInFlight counters as JSON
+//
+// Without --seed it starts with project MyProject (environments production
+// and staging) holding certificate my-certificate, key my-key and credential
+// api-user with a public key. A seed file has the shape of /_sim/state, so
+// a saved state can be replayed; of a certificate only name and pem are
+// read, and the counters are ignored:
+//
+//	{"projects": [{"name": "P", "environments": ["production"],
+//	  "certificates": [{"name": "c", "pem": "..."}], "keys": ["k"],
+//	  "credentials": [{"username": "u", "hasPublicKey": true}]}]}
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "apinizer-sim:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// shutdownTimeout bounds the wait for requests in progress at shutdown;
+// requests held by a latency or a hang are then cut.
+const shutdownTimeout = 5 * time.Second
+
+// run serves until ctx ends. It prints "listening on <addr>" to stdout once
+// the listener is bound, so that a caller using port 0 learns the port.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("apinizer-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", ":8080", "listen `address`")
+	token := fs.String("token", "", "bearer `token` every request must carry; empty accepts any non-empty token")
+	latency := fs.Duration("latency", 0, "delay before every APIOps answer")
+	seedFile := fs.String("seed", "", "JSON `file` of projects and resources to start with (default: the built-in MyProject seed)")
+	style := fs.String("style", "classic", `response bodies: "classic" ({"success": true}, environmentResults) or "pods" ({"status": "SUCCESS"}, detailList)`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var rs apinizertest.ResponseStyle
+	switch *style {
+	case "classic":
+		rs = apinizertest.StyleClassic
+	case "pods":
+		rs = apinizertest.StylePods
+	default:
+		return fmt.Errorf("--style must be classic or pods, got %q", *style)
+	}
+
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	sim := apinizertest.New(apinizertest.Config{Token: *token, Latency: *latency, Logger: log, Style: rs})
+	seed := defaultSeed()
+	if *seedFile != "" {
+		var err error
+		if seed, err = readSeed(*seedFile); err != nil {
+			return err
+		}
+	}
+	for _, p := range seed.Projects {
+		sim.AddProject(p.Name, p.Environments...)
+		for _, c := range p.Certificates {
+			sim.AddCertificate(p.Name, c.Name, c.PEM)
+		}
+		for _, k := range p.Keys {
+			sim.AddKey(p.Name, k)
+		}
+		for _, c := range p.Credentials {
+			sim.AddCredential(p.Name, c.Username, c.HasPublicKey)
+		}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler(sim),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("apinizer simulator serving", "addr", ln.Addr().String(), "projects", len(seed.Projects), "style", *style)
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Requests still held: closing their connections ends them.
+		_ = srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// handler serves the control endpoints and passes everything else to the
+// simulator. It does not use http.ServeMux, which would clean and redirect
+// the paths the simulator must see as sent.
+func handler(sim *apinizertest.Simulator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			sim.ServeHTTP(w, r)
+			return
+		}
+		switch r.URL.Path {
+		case "/healthz":
+			_, _ = io.WriteString(w, "ok\n")
+		case "/_sim/requests":
+			reqs := sim.Requests()
+			for i := range reqs {
+				if reqs[i].Header.Get("Authorization") != "" {
+					reqs[i].Header.Set("Authorization", "REDACTED")
+				}
+			}
+			writeJSON(w, reqs)
+		case "/_sim/state":
+			writeJSON(w, sim.State())
+		default:
+			sim.ServeHTTP(w, r)
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// seed is the resources the simulator starts with, in the shape of
+// /_sim/state.
+type seed struct {
+	Projects []apinizertest.ProjectState `json:"projects"`
+}
+
+func defaultSeed() seed {
+	return seed{Projects: []apinizertest.ProjectState{{
+		Name:         "MyProject",
+		Environments: []string{"production", "staging"},
+		Certificates: []apinizertest.Certificate{{Name: "my-certificate"}},
+		Keys:         []string{"my-key"},
+		Credentials:  []apinizertest.Credential{{Username: "api-user", HasPublicKey: true}},
+	}}}
+}
+
+func readSeed(path string) (seed, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return seed{}, fmt.Errorf("seed: %w", err)
+	}
+	var s seed
+	if err := json.Unmarshal(b, &s); err != nil {
+		return seed{}, fmt.Errorf("seed %s: %w", path, err)
+	}
+	return s, nil
+}
