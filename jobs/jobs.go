@@ -63,7 +63,8 @@ type Job interface {
 	ID() string
 	// Resource identifies the Apinizer resource the job changes.
 	Resource() ResourceKey
-	// Validate reports the first rule the job breaks, as a *FieldError.
+	// Validate reports the first rule the job breaks, as a *FieldError
+	// matching ErrRequired or ErrInvalidValue. A nil job reports ErrRequired.
 	Validate() error
 }
 
