@@ -2,6 +2,7 @@ package executor
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -63,8 +64,8 @@ func parseResponse(status int, header http.Header, body []byte) (Response, error
 	if status < 200 || status > 299 {
 		return Response{}, parseError(status, header, body)
 	}
-	var b apiBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	b, ok := decodeBody(body)
+	if !ok {
 		return Response{}, &APIError{StatusCode: status, Code: "invalid_response", Message: "unparseable success body: " + excerpt(body)}
 	}
 	switch {
@@ -82,6 +83,16 @@ func parseResponse(status int, header http.Header, body []byte) (Response, error
 		return Response{Status: jobs.StatusPartial, Deployment: d}, nil
 	}
 	return Response{Status: jobs.StatusSucceeded, Deployment: d}, nil
+}
+
+// decodeBody decodes any JSON object. A field of an unexpected type (Spring's
+// error pages carry a numeric "status") is skipped rather than failing the
+// whole body, as json.Unmarshal fills the other fields either way.
+func decodeBody(body []byte) (apiBody, bool) {
+	var b apiBody
+	err := json.Unmarshal(body, &b)
+	var typeErr *json.UnmarshalTypeError
+	return b, err == nil || errors.As(err, &typeErr)
 }
 
 // message is the human-readable part of a body, whichever variant it is.
@@ -105,14 +116,17 @@ func parseError(status int, header http.Header, body []byte) *APIError {
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		e.RetryAfter = retryAfter(header.Get("Retry-After"), time.Now())
 	}
-	var b apiBody
-	if json.Unmarshal(body, &b) == nil {
+	if b, ok := decodeBody(body); ok {
 		switch {
 		case b.Error != "":
 			e.Code, e.Message = b.Error, b.message()
-			return e
 		case strings.EqualFold(b.Status, statusFailure):
 			e.Code, e.Message = statusFailure, b.message()
+		}
+		if e.Code != "" {
+			if e.Message == "" {
+				e.Message = http.StatusText(status)
+			}
 			return e
 		}
 	}

@@ -216,6 +216,13 @@ func TestParseResponse(t *testing.T) {
 			wantErr:   &APIError{StatusCode: 500, Code: "http_500", Message: "Internal Server Error"},
 		},
 		{
+			name:      "a framework 404 with a numeric status keeps its error text",
+			status:    404,
+			body:      `{"timestamp": "2026-11-23T10:00:00Z", "status": 404, "error": "Not Found", "path": "/apiops/x"}`,
+			wantClass: "permanent",
+			wantErr:   &APIError{StatusCode: 404, Code: "Not Found", Message: "Not Found"},
+		},
+		{
 			name:      "JSON without error fields is reported by status",
 			status:    418,
 			body:      `{"foo": 1}`,

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -253,7 +254,7 @@ type State struct {
 func (s *Simulator) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{Projects: []ProjectState{}, Applied: clone(s.applied), MaxInFlight: clone(s.maxInFlight)}
+	st := State{Projects: []ProjectState{}, Applied: maps.Clone(s.applied), MaxInFlight: maps.Clone(s.maxInFlight)}
 	for name, p := range s.projects {
 		ps := ProjectState{
 			Name:         name,
@@ -310,14 +311,18 @@ func (s *Simulator) FailEnvironment(projectName, environment string, on bool) {
 	}
 }
 
-// Requests returns the request log, oldest first. Requests still being
-// served have a zero End.
+// Requests returns a copy of the request log, oldest first. Requests still
+// being served have a zero End.
 func (s *Simulator) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Request, len(s.requests))
 	for i, r := range s.requests {
 		out[i] = *r
+		out[i].Query = url.Values(http.Header(r.Query).Clone())
+		out[i].Header = r.Header.Clone()
+		out[i].Form = maps.Clone(r.Form)
+		out[i].Files = maps.Clone(r.Files)
 	}
 	return out
 }
@@ -328,14 +333,14 @@ func (s *Simulator) Requests() []Request {
 func (s *Simulator) MaxInFlight() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return clone(s.maxInFlight)
+	return maps.Clone(s.maxInFlight)
 }
 
 // Applied returns, per resource key, the number of changes applied.
 func (s *Simulator) Applied() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return clone(s.applied)
+	return maps.Clone(s.applied)
 }
 
 // ResetLog clears the request log and the MaxInFlight and Applied counters.
@@ -345,14 +350,6 @@ func (s *Simulator) ResetLog() {
 	s.requests = nil
 	s.maxInFlight = map[string]int{}
 	s.applied = map[string]int{}
-}
-
-func clone(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // ServeHTTP answers one APIOps request: it records it, applies any scripted
@@ -443,7 +440,7 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request, rec *Request, 
 		})
 	}
 	if formErr != nil {
-		return s.fail(w, http.StatusBadRequest, "bad_request", formErr.Error())
+		return s.fail(w, http.StatusBadRequest, "bad_request", "Malformed multipart request!")
 	}
 	s.mu.Lock()
 	status, body := s.apply(rt, r.URL.Query(), form)
@@ -507,6 +504,9 @@ type form struct {
 	files  map[string]string
 }
 
+// errMalformedForm is a multipart body that cannot be read, or is too large.
+var errMalformedForm = errors.New("malformed multipart request")
+
 // readForm reads a multipart body completely, so that every fault and
 // answer sees the request as sent and the log records it.
 func readForm(w http.ResponseWriter, r *http.Request) (form, error) {
@@ -528,11 +528,11 @@ func readForm(w http.ResponseWriter, r *http.Request) (form, error) {
 			return f, nil
 		}
 		if err != nil {
-			return f, errors.New("Malformed multipart request")
+			return f, errMalformedForm
 		}
 		b, err := io.ReadAll(part)
 		if err != nil {
-			return f, errors.New("Malformed multipart request")
+			return f, errMalformedForm
 		}
 		if part.FileName() != "" {
 			f.files[part.FormName()] = string(b)
