@@ -92,9 +92,15 @@ func runTests(m *testing.M) int {
 	// removes what it creates in t.Cleanup, so the reaper is off unless asked for. This
 	// must happen before testcontainers reads its configuration (once, on first use).
 	if _, ok := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !ok {
-		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+		if err := os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true"); err != nil {
+			fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+			return 1
+		}
 	}
-	useLocalDaemonPorts()
+	if err := useLocalDaemonPorts(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
 	required := os.Getenv("INTEGRATION_REQUIRED") == "true"
 
 	docker, err := connectDocker(context.Background())
@@ -140,20 +146,20 @@ func runTests(m *testing.M) int {
 // gateway, and on a local engine that address (the outer host) never answers. The docker0
 // bridge is the sign that the engine is ours: it creates it in its own network namespace.
 // An explicit TESTCONTAINERS_HOST_OVERRIDE or a remote DOCKER_HOST is left alone.
-func useLocalDaemonPorts() {
+func useLocalDaemonPorts() error {
 	if _, ok := os.LookupEnv("TESTCONTAINERS_HOST_OVERRIDE"); ok {
-		return
+		return nil
 	}
 	if host := os.Getenv("DOCKER_HOST"); host != "" && !strings.HasPrefix(host, "unix://") {
-		return
+		return nil
 	}
 	if _, err := os.Stat("/.dockerenv"); err != nil {
-		return // not in a container: testcontainers already uses localhost
+		return nil // not in a container: testcontainers already uses localhost
 	}
 	if _, err := net.InterfaceByName("docker0"); err != nil {
-		return // a sibling engine: testcontainers' gateway address is right
+		return nil // a sibling engine: testcontainers' gateway address is right
 	}
-	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
+	return os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
 }
 
 // connectDocker returns a client for the engine of the environment (DOCKER_HOST, or the
@@ -480,6 +486,38 @@ func startNATS(t testing.TB, nw *testcontainers.DockerNetwork, name string, args
 		).WithDeadline(startTimeout),
 	})
 	return &natsNode{Container: c, Name: name, NetworkURL: "nats://" + name + ":4222"}
+}
+
+// simulator is an apinizer-sim container: the Apinizer management API with scripted faults.
+type simulator struct {
+	Container testcontainers.Container
+	// NetworkURL is the base URL for other containers on the network (APINIZER_URL).
+	NetworkURL string
+}
+
+// HostURL is the base URL for the test process. It changes when the container restarts.
+func (s *simulator) HostURL(t testing.TB) string {
+	t.Helper()
+	return hostURL(t, s.Container, "http", simPort)
+}
+
+// startSim starts the Apinizer simulator with alias apinizer-sim on nw and waits until it
+// answers /healthz. args are apinizer-sim flags (--token, --latency, --seed, --style);
+// without them it serves the built-in seed: project MyProject with certificate
+// my-certificate, key my-key and credential api-user.
+func startSim(t testing.TB, nw *testcontainers.DockerNetwork, args ...string) *simulator {
+	t.Helper()
+	const alias = "apinizer-sim"
+	c := startContainer(t, testcontainers.ContainerRequest{
+		Image:              imageRef(t, "apinizer-sim"),
+		Cmd:                args,
+		ExposedPorts:       []string{simPort},
+		Networks:           []string{nw.Name},
+		NetworkAliases:     map[string][]string{nw.Name: {alias}},
+		HostConfigModifier: readOnlyRootfs,
+		WaitingFor:         wait.ForHTTP("/healthz").WithPort(simPort).WithStartupTimeout(startTimeout),
+	})
+	return &simulator{Container: c, NetworkURL: "http://" + alias + ":8080"}
 }
 
 // stopContainer stops c gracefully (SIGTERM, then SIGKILL after stopGrace). Its
