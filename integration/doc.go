@@ -2,9 +2,11 @@
 // FROM scratch images as in production (deploy/docker/), on a Docker network, driven by
 // testcontainers-go.
 //
-// The package has only tests; this file carries its documentation. TestMain (harness_test.go)
-// builds every binary and image once per run. Without a Docker engine the tests skip, unless
-// INTEGRATION_REQUIRED=true (as in CI), which turns that into a failure.
+// The package has only tests; this file carries its documentation. The harness
+// (harness_test.go) compiles each binary statically and builds its image at most once per
+// run, when a test first needs it, and removes the images at the end. Without a Docker
+// engine the tests skip, unless INTEGRATION_REQUIRED=true (as in CI), which turns that into
+// a failure.
 //
 // Run with:
 //
