@@ -115,11 +115,22 @@ func (w *Worker) process(ctx context.Context, d *delivery) fate {
 
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
 	defer cancel()
-
 	if w.cfg.Ledger == nil {
-		return w.apply(ctx, d, nil)
+		return w.keepingAlive(ctx, d, nil, func(ctx context.Context) fate { return w.apply(ctx, d, nil) })
 	}
 	return w.applyOnce(ctx, d)
+}
+
+// keepingAlive runs f while reporting progress on the message and renewing
+// the ledger leases of h.
+func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(context.Context) fate) fate {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { w.keepAlive(ctx, cancel, d, h) })
+	defer wg.Wait()
+	defer cancel()
+	return f(ctx)
 }
 
 // applyOnce claims the job and its resource in the ledger, applies the job
@@ -136,23 +147,49 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 		return fate{action: ack, result: claim.Record.Result}
 	}
 	d.started = claim.Record.StartedAt
-	lock, err := l.LockResource(ctx, d.job.Resource(), d.jobID)
-	if err != nil {
-		w.release(ctx, d, claim)
-		return w.ledgerBusy(d, err, "resource_busy")
-	}
+	h := &hold{ledger: l, claim: claim}
+	return w.keepingAlive(ctx, d, h, func(ctx context.Context) fate {
+		lock, err := w.lockResource(ctx, d, h)
+		if err != nil {
+			w.release(ctx, d, claim)
+			return w.ledgerBusy(d, err, "resource_busy")
+		}
+		var f fate
+		if last := lock.Record.LastSeq; last > d.seq {
+			r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Record.Attempts, nil, nil)
+			r.SupersededBy = lock.Record.LastJobID
+			d.log.Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
+			f = fate{action: ack, result: &r, fresh: true}
+		} else {
+			f = w.apply(ctx, d, h)
+		}
+		return w.record(ctx, d, h, f)
+	})
+}
 
-	h := &hold{ledger: l, claim: claim, lock: lock}
-	var f fate
-	if last := lock.Record.LastSeq; last > d.seq {
-		r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Record.Attempts, nil, nil)
-		r.SupersededBy = lock.Record.LastJobID
-		d.log.Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
-		f = fate{action: ack, result: &r, fresh: true}
-	} else {
-		f = w.apply(ctx, d, h)
+// lockResource waits, keeping the message alive, until the job holds its
+// resource: jobs on one resource run one at a time, and waiting here rather
+// than in a nak spends none of the job's deliveries. It gives up when ctx
+// ends (the job's deadline) or after two ack waits, so a job stuck behind a
+// dead holder's lease goes back to the stream.
+func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*w.cfg.AckWait)
+	defer cancel()
+	wait := 20 * time.Millisecond
+	for {
+		lock, err := h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+		var busy *ledger.BusyError
+		if !errors.As(err, &busy) {
+			if err == nil {
+				h.locked(lock)
+			}
+			return lock, err
+		}
+		if !sleep(ctx, wait) {
+			return nil, err
+		}
+		wait = min(2*wait, time.Second)
 	}
-	return w.record(ctx, d, h, f)
 }
 
 // record stores the delivery's outcome in the ledger: a final result (with,
@@ -164,6 +201,7 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 	defer cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.done = true
 	l := h.ledger
 	if f.action == abandon {
 		return f
@@ -218,7 +256,7 @@ func (w *Worker) ledgerBusy(d *delivery, err error, reason string) fate {
 	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "ledger"}
 }
 
-// apply calls Apinizer while reporting progress, then decides the fate.
+// apply calls Apinizer, then decides the fate.
 func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	prior := 0
 	if h != nil {
@@ -237,14 +275,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	if h != nil {
 		call.BeforeAttempt = h.attempt
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { w.keepAlive(ctx, cancel, d, h) })
 	resp, err := w.execute(ctx, d, call)
-	cancel()
-	wg.Wait()
 	return w.decide(d, prior, resp, err)
 }
 
@@ -472,7 +503,14 @@ type hold struct {
 	mu     sync.Mutex
 	ledger *ledger.Ledger
 	claim  *ledger.JobClaim
-	lock   *ledger.ResourceLock
+	lock   *ledger.ResourceLock // nil until the resource is locked
+	done   bool                 // the outcome is recorded: nothing to renew
+}
+
+func (h *hold) locked(lk *ledger.ResourceLock) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lock = lk
 }
 
 func (h *hold) attempt(ctx context.Context, n int) error {
@@ -487,8 +525,14 @@ func (h *hold) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.done {
+		return nil
+	}
 	if err := h.ledger.Renew(ctx, h.claim); err != nil {
 		return err
+	}
+	if h.lock == nil {
+		return nil
 	}
 	return h.ledger.RenewResource(ctx, h.lock)
 }

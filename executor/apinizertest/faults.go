@@ -10,9 +10,9 @@ import (
 )
 
 // Fault is a scripted misbehaviour for the requests it matches. A fault
-// either only delays (Delay alone, after which the request is answered
-// normally) or ends the request in one way: Reply, Hang or Drop, after the
-// optional Delay.
+// either only delays (Delay, or HoldAnswer, after which the request is
+// answered normally) or ends the request in one way: Reply, Hang or Drop,
+// after the optional Delay.
 type Fault struct {
 	// Method and PathPrefix (of the escaped path) select requests; empty
 	// matches any. Match, if set, must also accept the request; it runs
@@ -26,6 +26,11 @@ type Fault struct {
 
 	// Delay holds the request before anything else happens.
 	Delay time.Duration
+	// HoldAnswer holds the answer after the change is applied, as a server
+	// that does its work and then is slow to reply. A client that gives up
+	// meanwhile leaves the change made without knowing it: the case an
+	// at-most-once client has to survive.
+	HoldAnswer time.Duration
 	// Reply answers with a canned response instead of Apinizer's.
 	Reply *Reply
 	// Hang holds the request without answering until the client gives up.
@@ -110,8 +115,8 @@ func (s *Simulator) AddFault(f Fault) {
 			ends++
 		}
 	}
-	if ends > 1 || (ends == 0 && f.Delay <= 0) {
-		panic("apinizertest: a Fault must Delay, or end the request with exactly one of Reply, Hang and Drop")
+	if ends > 1 || (ends == 0 && f.Delay <= 0 && f.HoldAnswer <= 0) || (ends == 1 && f.HoldAnswer > 0) {
+		panic("apinizertest: a Fault must Delay or HoldAnswer, or end the request with exactly one of Reply, Hang and Drop")
 	}
 	left := f.Times
 	if left <= 0 {
@@ -133,6 +138,7 @@ func (s *Simulator) ClearFaults() {
 // outcome is what the faults decided for one request.
 type outcome struct {
 	delay      time.Duration
+	holdAnswer time.Duration
 	reply      *Reply
 	hang, drop bool
 }
@@ -150,6 +156,7 @@ func (s *Simulator) takeFault(r *http.Request) outcome {
 			f.left--
 		}
 		out.delay += f.Delay
+		out.holdAnswer += f.HoldAnswer
 		if f.Reply != nil || f.Hang || f.Drop {
 			out.reply, out.hang, out.drop = f.Reply, f.Hang, f.Drop
 			break

@@ -445,6 +445,9 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request, rec *Request, 
 	s.mu.Lock()
 	status, body := s.apply(rt, r.URL.Query(), form)
 	s.mu.Unlock()
+	if f.holdAnswer > 0 && !wait(r, f.holdAnswer) {
+		return 0
+	}
 	return writeJSON(w, status, body)
 }
 

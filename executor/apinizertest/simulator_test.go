@@ -561,3 +561,27 @@ func BenchmarkSimulatorUpdate(b *testing.B) {
 		}
 	}
 }
+
+func TestHoldAnswerAppliesTheChangeEvenWhenTheClientGivesUp(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	s.AddFault(apinizertest.Fault{PathPrefix: "/apiops/projects/MyProject/keys/", HoldAnswer: time.Minute, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	// Give up as soon as the change is applied, before the held answer (or
+	// after 5s, and the assertions below fail).
+	go func() {
+		defer cancel()
+		deadline := time.Now().Add(5 * time.Second)
+		for s.KeyExists("MyProject", "my-key") && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, _, err := send(ctx, t, s, call{method: "DELETE", path: "/apiops/projects/MyProject/keys/my-key/"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the client's cancellation", err)
+	}
+	if s.KeyExists("MyProject", "my-key") {
+		t.Error("the key still exists: the held answer did not apply the change first")
+	}
+	waitFor(t, func() bool { return len(s.MaxInFlight()) > 0 && s.Requests()[0].Status == 0 })
+}
