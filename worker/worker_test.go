@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,6 @@ import (
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
-	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
@@ -29,6 +29,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
 	goleak.VerifyTestMain(m,
 		// The embedded server and the HTTP client keep pools of their own.
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
@@ -64,12 +67,8 @@ func setup(t *testing.T) *bundle {
 	}
 	sim := apinizertest.NewServer(apinizertest.Config{Token: token})
 	t.Cleanup(sim.Close)
-	pem, err := selfsigned.PEM("worker test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sim.AddProject(project, "production", "staging")
-	return &bundle{js: js, nc: nc, sim: sim, pem: pem, topo: topo}
+	return &bundle{js: js, nc: nc, sim: sim, pem: newPEM(t), topo: topo}
 }
 
 type workerOpts struct {
