@@ -40,6 +40,8 @@ type Result struct {
 	// SupersededBy names the job whose application made this one obsolete;
 	// set only with StatusSuperseded.
 	SupersededBy string `json:"supersededBy,omitempty"`
+	// ReplayOf names the dead-lettered job this job replays, if it does.
+	ReplayOf string `json:"replayOf,omitempty"`
 }
 
 // DeploymentResult is Apinizer's report of deploying (or undeploying) the

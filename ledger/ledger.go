@@ -249,6 +249,43 @@ func (l *Ledger) casWrite(ctx context.Context, key string, rev *uint64, value []
 	}
 }
 
+// Settle makes a job final with result r whoever holds it, unless it is
+// final already; it returns the final record. It is for jobs the server gave
+// up on (their workers died): no one else will finish them.
+func (l *Ledger) Settle(ctx context.Context, jobID string, r jobs.Result) (JobRecord, error) {
+	key := jobKey(jobID)
+	for range 5 {
+		rec := JobRecord{JobID: jobID, State: StateFinal, Owner: l.owner, StartedAt: r.StartedAt, Attempts: r.Attempts, Result: &r}
+		entry, err := l.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err := l.kv.Create(ctx, key, mustJSON(rec)); err == nil {
+				return rec, nil
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return JobRecord{}, fmt.Errorf("ledger: settle: %w", err)
+			}
+			continue
+		case err != nil:
+			return JobRecord{}, fmt.Errorf("ledger: settle: %w", err)
+		}
+		var old JobRecord
+		if err := json.Unmarshal(entry.Value(), &old); err != nil {
+			return JobRecord{}, fmt.Errorf("ledger: decode job record: %w", err)
+		}
+		if old.State == StateFinal {
+			return old, nil
+		}
+		rec.StartedAt, rec.Attempts = old.StartedAt, max(old.Attempts, r.Attempts)
+		rec.Result.StartedAt, rec.Result.Attempts = rec.StartedAt, rec.Attempts
+		if _, err := l.kv.Update(ctx, key, mustJSON(rec), entry.Revision()); err == nil {
+			return rec, nil
+		} else if !isConflict(err) {
+			return JobRecord{}, fmt.Errorf("ledger: settle: %w", err)
+		}
+	}
+	return JobRecord{}, fmt.Errorf("ledger: settle job %q: the record keeps changing", jobID)
+}
+
 // Job returns the record of a job id, or ErrNotFound.
 func (l *Ledger) Job(ctx context.Context, jobID string) (JobRecord, error) {
 	return ReadJob(ctx, l.kv, jobID)

@@ -22,8 +22,12 @@ const (
 	Jobs         = "APIOPS_JOBS"
 	Results      = "APIOPS_RESULTS"
 	DeadLetters  = "APIOPS_DLQ"
+	Advisories   = "APIOPS_ADVISORIES"
 	Consumer     = "apiops-worker"
-	LedgerBucket = "apiops_ledger"
+	// AdvisoryConsumer is shared by the workers: each advisory about a job
+	// the server gave up on is handled by one of them.
+	AdvisoryConsumer = "apiops-worker-advisories"
+	LedgerBucket     = "apiops_ledger"
 )
 
 // Subject filters of the streams.
@@ -31,6 +35,14 @@ var (
 	JobSubjects        = []string{"apiops.certificate.>", "apiops.key.>", "apiops.credential.>"}
 	ResultSubjects     = []string{"apiops.results.>"}
 	DeadLetterSubjects = []string{"apiops.dlq.>"}
+	// AdvisorySubjects are the server's advisories about jobs-consumer
+	// messages that reached max deliveries or were terminated: without them
+	// a job whose every delivery crashed its worker would sit in the work
+	// queue, never delivered again, never reported.
+	AdvisorySubjects = []string{
+		"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + Jobs + "." + Consumer,
+		"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED." + Jobs + "." + Consumer,
+	}
 )
 
 // ErrInvalidConfig is wrapped by every Config validation error.
@@ -166,6 +178,30 @@ func (c Config) DeadLetterStream() jetstream.StreamConfig {
 	}
 }
 
+// AdvisoryStream captures the advisories about the jobs consumer until a
+// worker has handled them.
+func (c Config) AdvisoryStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Advisories,
+		Description: "server advisories about apiops jobs given up on",
+		Subjects:    AdvisorySubjects,
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+		MaxAge:      c.DeadLetterMaxAge,
+	}
+}
+
+// AdvisoryConsumerConfig is the durable pull consumer of the advisories.
+func (c Config) AdvisoryConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:   AdvisoryConsumer,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   c.AckWait,
+		Replicas:  c.Replicas,
+	}
+}
+
 // ConsumerConfig is the durable pull consumer every worker replica shares.
 func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
@@ -197,13 +233,16 @@ func (c Config) LedgerConfig() jetstream.KeyValueConfig {
 // Provision creates or updates every stream, the consumer and the ledger
 // bucket.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) error {
-	for _, sc := range []jetstream.StreamConfig{cfg.JobsStream(), cfg.ResultsStream(), cfg.DeadLetterStream()} {
+	for _, sc := range []jetstream.StreamConfig{cfg.JobsStream(), cfg.ResultsStream(), cfg.DeadLetterStream(), cfg.AdvisoryStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("streams: provision stream %s: %w", sc.Name, err)
 		}
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, Jobs, cfg.ConsumerConfig()); err != nil {
 		return fmt.Errorf("streams: provision consumer %s: %w", Consumer, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, Advisories, cfg.AdvisoryConsumerConfig()); err != nil {
+		return fmt.Errorf("streams: provision consumer %s: %w", AdvisoryConsumer, err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.LedgerConfig()); err != nil {
 		return fmt.Errorf("streams: provision bucket %s: %w", LedgerBucket, err)
@@ -215,17 +254,19 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 // all the missing ones in one error wrapping ErrMissing.
 func Verify(ctx context.Context, js jetstream.JetStream) error {
 	var missing []string
-	for _, name := range []string{Jobs, Results, DeadLetters} {
+	for _, name := range []string{Jobs, Results, DeadLetters, Advisories} {
 		if _, err := js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
 			missing = append(missing, "stream "+name)
 		} else if err != nil {
 			return fmt.Errorf("streams: verify stream %s: %w", name, err)
 		}
 	}
-	if _, err := js.Consumer(ctx, Jobs, Consumer); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		missing = append(missing, "consumer "+Jobs+"/"+Consumer)
-	} else if err != nil {
-		return fmt.Errorf("streams: verify consumer %s: %w", Consumer, err)
+	for _, c := range [][2]string{{Jobs, Consumer}, {Advisories, AdvisoryConsumer}} {
+		if _, err := js.Consumer(ctx, c[0], c[1]); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing = append(missing, "consumer "+c[0]+"/"+c[1])
+		} else if err != nil {
+			return fmt.Errorf("streams: verify consumer %s: %w", c[1], err)
+		}
 	}
 	if _, err := js.KeyValue(ctx, LedgerBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
 		missing = append(missing, "key-value bucket "+LedgerBucket)

@@ -24,8 +24,9 @@ type Config struct {
 	// MaxDeliver must equal the consumer's max deliveries: on the last
 	// delivery a retryable failure gives up instead of retrying. Default 20.
 	MaxDeliver int
-	// JobTimeout bounds one delivery of one job, in-process retries included.
-	// Default 5m.
+	// JobTimeout bounds the Apinizer call of one delivery, in-process
+	// retries included; waiting out an outage or a busy resource is not
+	// counted. Default 5m.
 	JobTimeout time.Duration
 	// ShutdownGrace is how long in-flight jobs may run on after Run's context
 	// ends; then they are cancelled and handed back for redelivery.
@@ -33,6 +34,12 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// FetchWait is how long one pull waits for jobs. Default 5s.
 	FetchWait time.Duration
+	// BreakerThreshold is the number of outage failures in a row (no
+	// answer, or a 5xx) across jobs that opens the circuit breaker. Default 5.
+	BreakerThreshold int
+	// ProbeInterval is the first wait between probes of an unreachable
+	// Apinizer; it doubles up to 30s. Default 1s.
+	ProbeInterval time.Duration
 	// BacklogInterval is how often consumer info is read for the backlog
 	// metrics. Default 15s.
 	BacklogInterval time.Duration
@@ -71,6 +78,12 @@ func (c Config) WithDefaults() Config {
 	if c.FetchWait == 0 {
 		c.FetchWait = 5 * time.Second
 	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = 5
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = time.Second
+	}
 	if c.BacklogInterval == 0 {
 		c.BacklogInterval = 15 * time.Second
 	}
@@ -94,7 +107,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: ack wait %s: want at least 1s", ErrInvalidConfig, c.AckWait)
 	case c.MaxDeliver < 2:
 		return fmt.Errorf("%w: max deliver %d: want at least 2", ErrInvalidConfig, c.MaxDeliver)
-	case c.JobTimeout <= 0 || c.ShutdownGrace <= 0 || c.FetchWait <= 0 || c.BacklogInterval <= 0:
+	case c.BreakerThreshold < 1:
+		return fmt.Errorf("%w: breaker threshold %d: want at least 1", ErrInvalidConfig, c.BreakerThreshold)
+	case c.JobTimeout <= 0 || c.ShutdownGrace <= 0 || c.FetchWait <= 0 || c.BacklogInterval <= 0 || c.ProbeInterval <= 0:
 		return fmt.Errorf("%w: timeouts must be positive", ErrInvalidConfig)
 	case c.Metrics == nil:
 		return fmt.Errorf("%w: metrics are required", ErrInvalidConfig)

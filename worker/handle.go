@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -62,6 +63,10 @@ type fate struct {
 	fresh bool
 	// applied reports that Apinizer applied the change.
 	applied bool
+	// dlqReason, for giveUp, is the dead-letter reason; deadLettered says
+	// the record is stored already.
+	dlqReason    string
+	deadLettered bool
 }
 
 // delivery is one delivery of a job message.
@@ -113,8 +118,6 @@ func (w *Worker) process(ctx context.Context, d *delivery) fate {
 	res := job.Resource()
 	d.log = d.log.With("job_id", d.jobID, "project", res.Project)
 
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
-	defer cancel()
 	if w.cfg.Ledger == nil {
 		return w.keepingAlive(ctx, d, nil, func(ctx context.Context) fate { return w.apply(ctx, d, nil) })
 	}
@@ -214,7 +217,17 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 		return f
 	}
 	// The order of these writes is what makes a crash between any two of
-	// them safe: see the crash table in README.md.
+	// them safe: see the crash table in README.md. A dead letter is stored
+	// before the job is final, as a final job is never looked at again.
+	if f.action == giveUp {
+		if err := w.deadLetter(ctx, d, f); err != nil {
+			d.log.Warn("could not dead-letter the job; retrying the delivery", "err", err)
+			w.release(ctx, d, h.claim)
+			_ = l.UnlockResource(ctx, h.lock)
+			return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "dlq"}
+		}
+		f.deadLettered = true
+	}
 	if f.applied {
 		if err := l.MarkApplied(ctx, h.lock, d.seq); err != nil {
 			return w.recordFailed(d, err)
@@ -256,7 +269,10 @@ func (w *Worker) ledgerBusy(d *delivery, err error, reason string) fate {
 	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "ledger"}
 }
 
-// apply calls Apinizer, then decides the fate.
+// apply calls Apinizer, then decides the fate. A call that fails because
+// Apinizer is down, once the breaker has opened, waits in-process (the
+// message kept alive) for the breaker to close and is made again: an outage
+// of any length spends none of the job's deliveries.
 func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	prior := 0
 	if h != nil {
@@ -266,6 +282,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		PriorAttempts: prior,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			w.cfg.Metrics.Retry(d.msg.Subject(), retryReason(err))
+			w.breaker.observe(err)
 			d.log.Info("retrying Apinizer call", "attempt", attempt, "wait", wait, "err", err)
 		},
 	}
@@ -275,8 +292,28 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	if h != nil {
 		call.BeforeAttempt = h.attempt
 	}
-	resp, err := w.execute(ctx, d, call)
-	return w.decide(d, prior, resp, err)
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
+		resp, err := w.execute(callCtx, d, call)
+		cancel()
+		w.breaker.observe(err)
+		if !isOutage(err) || ctx.Err() != nil {
+			return w.decide(d, prior, resp, err)
+		}
+		if s, _ := w.breaker.current(); s == closed {
+			return w.decide(d, prior, resp, err)
+		}
+		d.log.Info("Apinizer is down; the job waits for it", "attempt", call.PriorAttempts+resp.Attempts, "err", err)
+		w.cfg.Metrics.Retry(d.msg.Subject(), "outage")
+		if werr := w.breaker.waitClosed(ctx); werr != nil {
+			return w.decide(d, prior, resp, err)
+		}
+		// Earlier attempts may have reached Apinizer: they count for the
+		// result and for telling an already-deleted resource.
+		call.PriorAttempts += resp.Attempts
+		resp.Attempts = 0
+		prior = call.PriorAttempts
+	}
 }
 
 // execute runs the call, turning a panic into an error of this job.
@@ -341,17 +378,17 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 		return fate{action: abandon}
 	case errors.As(err, &panicEr):
 		r := d.result(now, jobs.StatusFailed, attempts, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while applying the job"})
-		return fate{action: giveUp, result: &r, fresh: true, reason: codePanic}
+		return fate{action: giveUp, result: &r, fresh: true, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	case errors.Is(err, executor.ErrPermanent):
 		r := d.result(now, jobs.StatusFailed, attempts, nil, resultError(err))
 		d.log.Warn("job failed permanently", "attempt", attempts, "err", err)
-		return fate{action: giveUp, result: &r, fresh: true, reason: r.Error.Code}
+		return fate{action: giveUp, result: &r, fresh: true, reason: r.Error.Code, dlqReason: dlq.ReasonPermanent}
 	case d.delivered >= uint64(w.cfg.MaxDeliver):
 		re := resultError(err)
 		re.Code, re.Message = codeRetriesExhausted, fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, re.Message)
 		r := d.result(now, jobs.StatusFailed, attempts, nil, re)
 		d.log.Warn("job failed: out of deliveries", "attempt", attempts, "err", err)
-		return fate{action: giveUp, result: &r, fresh: true, reason: codeRetriesExhausted}
+		return fate{action: giveUp, result: &r, fresh: true, reason: codeRetriesExhausted, dlqReason: dlq.ReasonMaxDeliveries}
 	default:
 		delay := w.cfg.RedeliveryDelay(d.delivered)
 		if errors.As(err, &apiErr) && apiErr.RetryAfter > delay {
@@ -372,7 +409,7 @@ func (w *Worker) invalid(d *delivery, err error) fate {
 	w.cfg.Metrics.InvalidJob(code)
 	d.log = d.log.With("job_id", d.jobID)
 	d.log.Warn("invalid job", "code", code, "err", err)
-	f := fate{action: giveUp, reason: code}
+	f := fate{action: giveUp, reason: code, dlqReason: dlq.ReasonInvalid}
 	if d.jobID != "" {
 		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: code, Message: err.Error()})
 		f.result, f.fresh = &r, true
@@ -383,7 +420,7 @@ func (w *Worker) invalid(d *delivery, err error) fate {
 func (w *Worker) panicked(d *delivery, p any) fate {
 	w.cfg.Metrics.Panic()
 	d.log.Error("panic while handling job", "panic", fmt.Sprint(p), "stack", stack())
-	f := fate{action: giveUp, reason: codePanic}
+	f := fate{action: giveUp, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	if d.jobID != "" {
 		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while handling the job"})
 		f.result, f.fresh = &r, true
@@ -403,9 +440,16 @@ func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
 		w.cfg.Metrics.Retry(d.msg.Subject(), f.reason)
 		err = d.msg.NakWithDelay(f.delay)
 	case ack, giveUp:
+		if f.action == giveUp && !f.deadLettered {
+			if dlqErr := w.deadLetter(ctx, d, f); dlqErr != nil {
+				d.log.Warn("could not dead-letter the job; it will be redelivered", "err", dlqErr)
+				err = d.msg.NakWithDelay(w.cfg.RedeliveryDelay(d.delivered))
+				break
+			}
+		}
 		if f.result != nil {
-			if err := w.publish(ctx, d, *f.result); err != nil {
-				d.log.Warn("could not publish result; the job will be redelivered", "err", err)
+			if pubErr := w.publish(ctx, d, *f.result); pubErr != nil {
+				d.log.Warn("could not publish result; the job will be redelivered", "err", pubErr)
 				w.cfg.Metrics.Retry(d.msg.Subject(), "result_publish")
 				err = d.msg.NakWithDelay(w.cfg.RedeliveryDelay(d.delivered))
 				break
@@ -426,15 +470,41 @@ func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
 	}
 }
 
+// deadLetter stores the delivery's job in the dead-letter stream.
+func (w *Worker) deadLetter(ctx context.Context, d *delivery, f fate) error {
+	rec := dlq.NewRecord(d.msg.Subject(), d.msg.Headers(), d.msg.Data(), f.dlqReason)
+	rec.JobID, rec.StreamSeq, rec.Deliveries = d.jobID, d.seq, d.delivered
+	rec.FirstSeen, rec.DeadAt = d.started.UTC(), w.cfg.Now().UTC()
+	if f.result != nil {
+		rec.Error, rec.Attempts = f.result.Error, f.result.Attempts
+	}
+	return w.storeDeadLetter(ctx, d.log, rec)
+}
+
+func (w *Worker) storeDeadLetter(ctx context.Context, log *slog.Logger, rec dlq.Record) error {
+	if err := dlq.Publish(ctx, w.js, rec); err != nil {
+		return err
+	}
+	w.cfg.Metrics.DeadLetter(rec.Subject, rec.Reason)
+	log.Warn("job dead-lettered", "reason", rec.Reason, "payload_bytes", rec.PayloadSize)
+	return nil
+}
+
 func (w *Worker) publish(ctx context.Context, d *delivery, r jobs.Result) error {
+	return w.publishResult(ctx, d.msg.Subject(), d.msg.Headers(), r)
+}
+
+// publishResult publishes r for a job on subject, carrying the job's trace
+// context, and waits for JetStream's acknowledgement.
+func (w *Worker) publishResult(ctx context.Context, subject string, jobHeader nats.Header, r jobs.Result) error {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	msg := nats.NewMsg(jobs.ResultSubject(d.msg.Subject()))
+	msg := nats.NewMsg(jobs.ResultSubject(subject))
 	msg.Data = data
 	msg.Header.Set(nats.MsgIdHdr, jobs.ResultMsgID(r.JobID))
-	if tp := d.msg.Headers().Get(traceHeader); tp != "" {
+	if tp := jobHeader.Get(traceHeader); tp != "" {
 		msg.Header.Set(traceHeader, tp)
 	}
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
@@ -455,6 +525,7 @@ func (d *delivery) result(now time.Time, status jobs.Status, attempts int, dep *
 		FinishedAt:       now.UTC(),
 		DeploymentResult: dep,
 		Error:            rerr,
+		ReplayOf:         d.msg.Headers().Get(dlq.ReplayOfHeader),
 	}
 	if d.job != nil {
 		res := d.job.Resource()

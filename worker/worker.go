@@ -19,21 +19,27 @@ import (
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
-// Executor applies a job to Apinizer. *executor.Client implements it.
+// Executor applies a job to Apinizer and tells whether Apinizer answers.
+// *executor.Client implements it.
 type Executor interface {
 	Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error)
+	Prober
 }
 
 var _ Executor = (*executor.Client)(nil)
 
 // Worker runs the consume loop. Create it with New and start it with Run.
 type Worker struct {
-	cfg   Config
-	js    jetstream.JetStream
-	cons  jetstream.Consumer
-	exec  Executor
-	log   *slog.Logger
-	bound atomic.Bool
+	cfg      Config
+	js       jetstream.JetStream
+	cons     jetstream.Consumer
+	stream   string
+	consumer string
+	exec     Executor
+	prober   Prober
+	breaker  *breaker
+	log      *slog.Logger
+	bound    atomic.Bool
 }
 
 // New returns a Worker consuming cons, publishing results through js and
@@ -46,7 +52,12 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Execu
 	if js == nil || cons == nil || exec == nil {
 		return nil, fmt.Errorf("%w: jetstream, consumer and executor are required", ErrInvalidConfig)
 	}
-	return &Worker{cfg: cfg, js: js, cons: cons, exec: exec, log: cfg.Logger}, nil
+	info := cons.CachedInfo()
+	return &Worker{
+		cfg: cfg, js: js, cons: cons, stream: info.Stream, consumer: info.Name,
+		exec: exec, prober: exec, log: cfg.Logger,
+		breaker: newBreaker(cfg.BreakerThreshold, cfg.Logger, cfg.Metrics),
+	}, nil
 }
 
 // Bound reports whether the worker is pulling from its consumer; /readyz
@@ -71,6 +82,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { w.sampleBacklog(ctx) })
+	wg.Go(func() { w.superviseBreaker(ctx) })
+	wg.Go(func() { w.handleAdvisories(ctx) })
 	w.pull(ctx, jobsCtx, &wg)
 
 	done := make(chan struct{})
@@ -92,6 +105,10 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	for {
+		// While Apinizer is down no new job is taken: it would only fail.
+		if err := w.breaker.waitClosed(ctx); err != nil {
+			return
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():

@@ -1,0 +1,132 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/dlq"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/streams"
+)
+
+// advisory is the part of the server's max-deliveries and terminated
+// advisories the worker reads.
+type advisory struct {
+	Type       string `json:"type"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+	Reason     string `json:"reason"`
+}
+
+const terminatedAdvisory = "io.nats.jetstream.advisory.v1.terminated"
+
+// handleAdvisories finishes jobs the server gave up on without a worker
+// seeing their end: a job whose every delivery crashed its worker reaches
+// max deliveries with no result; in a work queue it would stay in the stream
+// forever, never delivered again. Each such job is dead-lettered, given a
+// failed result, and removed.
+func (w *Worker) handleAdvisories(ctx context.Context) {
+	cons, err := w.js.Consumer(ctx, streams.Advisories, streams.AdvisoryConsumer)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("no advisory consumer: jobs that run out of deliveries unseen will not be dead-lettered", "err", err)
+		}
+		return
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(16, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		if err != nil {
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			if err := w.strandedJob(ctx, msg.Data()); err != nil {
+				w.log.Warn("could not handle advisory; retrying", "err", err)
+				_ = msg.NakWithDelay(5 * time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+	}
+}
+
+func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
+	var adv advisory
+	if err := json.Unmarshal(data, &adv); err != nil {
+		w.log.Warn("ignoring undecodable advisory", "err", err)
+		return nil
+	}
+	stream, err := w.js.Stream(ctx, w.stream)
+	if err != nil {
+		return err
+	}
+	raw, err := stream.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // settled meanwhile: acknowledged, or terminated by a worker that dead-lettered it
+	}
+	if err != nil {
+		return err
+	}
+
+	reason, code := dlq.ReasonMaxDeliveries, codeRetriesExhausted
+	msg := fmt.Sprintf("the server gave up after %d deliveries, none of which a worker finished", adv.Deliveries)
+	if adv.Type == terminatedAdvisory {
+		reason, code = dlq.ReasonTerminated, "terminated"
+		msg = "the job was terminated without a result: " + adv.Reason
+	}
+	log := w.log.With("subject", raw.Subject, "stream_seq", adv.StreamSeq, "delivery", adv.Deliveries)
+	now := w.cfg.Now().UTC()
+	r := jobs.Result{Subject: raw.Subject, Status: jobs.StatusFailed, StartedAt: now, FinishedAt: now,
+		Error: &jobs.ResultError{Code: code, Message: msg, Retryable: true}}
+	job, err := jobs.Decode(raw.Subject, raw.Header, raw.Data)
+	var de *jobs.DecodeError
+	switch {
+	case err == nil:
+		res := job.Resource()
+		r.JobID, r.ProjectName, r.ResourceName = job.ID(), res.Project, res.Name
+	case errors.As(err, &de):
+		r.JobID = de.JobID
+	}
+	r.ReplayOf = raw.Header.Get(dlq.ReplayOfHeader)
+	log = log.With("job_id", r.JobID)
+
+	deadLetter := true
+	if r.JobID != "" && w.cfg.Ledger != nil {
+		rec, err := w.cfg.Ledger.Settle(ctx, r.JobID, r)
+		if err != nil {
+			return err
+		}
+		// A job that did finish, but whose acknowledgement was lost, keeps
+		// its own result and is no dead letter.
+		deadLetter = rec.Result.Status == jobs.StatusFailed
+		r = *rec.Result
+	}
+	if deadLetter {
+		rec := dlq.NewRecord(raw.Subject, raw.Header, raw.Data, reason)
+		rec.JobID, rec.StreamSeq, rec.Deliveries, rec.Attempts = r.JobID, adv.StreamSeq, adv.Deliveries, r.Attempts
+		rec.FirstSeen, rec.DeadAt, rec.Error = raw.Time.UTC(), now, r.Error
+		if err := w.storeDeadLetter(ctx, log, rec); err != nil {
+			return err
+		}
+	}
+	if r.JobID != "" {
+		if err := w.publishResult(ctx, raw.Subject, raw.Header, r); err != nil {
+			return err
+		}
+		if deadLetter {
+			w.cfg.Metrics.JobFinished(r, 0)
+		}
+	}
+	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err
+	}
+	log.Warn("job the server gave up on is finished", "status", r.Status, "dead_lettered", deadLetter)
+	return nil
+}

@@ -1,0 +1,218 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/metrics"
+)
+
+// breakerState is the circuit breaker's state; the values are those of the
+// apiops_circuit_breaker_state metric.
+type breakerState int
+
+const (
+	closed   breakerState = 0
+	halfOpen breakerState = 1
+	open     breakerState = 2
+)
+
+func (s breakerState) String() string {
+	switch s {
+	case closed:
+		return "closed"
+	case halfOpen:
+		return "half-open"
+	default:
+		return "open"
+	}
+}
+
+// breaker notices an Apinizer outage across jobs: after threshold outage
+// failures in a row it opens, the worker stops taking jobs, and jobs in
+// flight wait for it to close instead of spending their deliveries. A probe
+// or any call that gets an answer closes it.
+type breaker struct {
+	threshold int
+	log       *slog.Logger
+	metrics   *metrics.Metrics
+
+	mu       sync.Mutex
+	state    breakerState
+	failures int
+	// changed is closed and replaced on every state change, waking waiters.
+	changed chan struct{}
+}
+
+func newBreaker(threshold int, log *slog.Logger, m *metrics.Metrics) *breaker {
+	m.BreakerState(int(closed))
+	return &breaker{threshold: threshold, log: log, metrics: m, changed: make(chan struct{})}
+}
+
+// observe feeds the outcome of an Apinizer call to the breaker.
+func (b *breaker) observe(err error) {
+	if isOutage(err) {
+		b.failure()
+	} else if err == nil || errors.Is(err, executor.ErrPermanent) || errors.Is(err, executor.ErrRetryable) {
+		// Any answer, even a refusal or a 429, shows Apinizer is there.
+		b.success()
+	}
+}
+
+func (b *breaker) failure() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures++
+	if b.state != open && (b.failures >= b.threshold || b.state == halfOpen) {
+		b.set(open)
+	}
+}
+
+func (b *breaker) success() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures = 0
+	if b.state != closed {
+		b.set(closed)
+	}
+}
+
+func (b *breaker) probing() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == open {
+		b.set(halfOpen)
+	}
+}
+
+// set changes the state; callers hold b.mu.
+func (b *breaker) set(s breakerState) {
+	b.log.Warn("Apinizer circuit breaker "+s.String(), "from", b.state.String(), "consecutive_failures", b.failures)
+	b.state = s
+	b.metrics.BreakerState(int(s))
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// current returns the state and a channel closed at its next change.
+func (b *breaker) current() (breakerState, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state, b.changed
+}
+
+// waitClosed returns once the breaker is closed, or ctx's error.
+func (b *breaker) waitClosed(ctx context.Context) error {
+	for {
+		s, changed := b.current()
+		if s == closed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// waitOpen returns once the breaker is open, or ctx's error.
+func (b *breaker) waitOpen(ctx context.Context) error {
+	for {
+		s, changed := b.current()
+		if s == open {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// isOutage reports a failure that says Apinizer is not there: no answer, or
+// a server error. A 429 is an answer: Apinizer is up and asks to slow down.
+func isOutage(err error) bool {
+	var (
+		apiErr *executor.APIError
+		trErr  *executor.TransportError
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.As(err, &trErr):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.StatusCode >= 500
+	}
+	return false
+}
+
+// Prober checks whether Apinizer answers. *executor.Client implements it.
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+var _ Prober = (*executor.Client)(nil)
+
+// superviseBreaker, each time the breaker opens, pauses the jobs consumer
+// (so every replica stops, not only this one) and probes Apinizer with
+// backoff until it answers; then it closes the breaker and resumes the
+// consumer.
+func (w *Worker) superviseBreaker(ctx context.Context) {
+	for {
+		if err := w.breaker.waitOpen(ctx); err != nil {
+			return
+		}
+		w.pauseConsumer(ctx)
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = w.cfg.ProbeInterval, 30*time.Second, 0
+		for {
+			if !sleep(ctx, bo.NextBackOff()) {
+				return
+			}
+			w.breaker.probing()
+			err := w.prober.Probe(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				w.breaker.success()
+				break
+			}
+			w.log.Info("Apinizer still unreachable", "err", err)
+			w.breaker.failure()
+			w.pauseConsumer(ctx)
+		}
+		w.resumeConsumer(ctx)
+	}
+}
+
+// pauseFor is how long one pause of the consumer lasts; the supervisor
+// renews it while the outage goes on, and it lapses by itself if this worker
+// dies meanwhile.
+const pauseFor = time.Minute
+
+func (w *Worker) pauseConsumer(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := w.js.PauseConsumer(ctx, w.stream, w.consumer, time.Now().Add(pauseFor)); err != nil {
+		// Older servers cannot pause: this replica still stops pulling.
+		w.log.Warn("could not pause the jobs consumer", "err", err)
+	}
+}
+
+func (w *Worker) resumeConsumer(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := w.js.ResumeConsumer(ctx, w.stream, w.consumer); err != nil {
+		w.log.Warn("could not resume the jobs consumer", "err", err)
+	}
+}
