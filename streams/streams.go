@@ -19,11 +19,11 @@ import (
 // Names of the JetStream objects. They are part of the operator-facing
 // contract: renaming one strands the data in the old one.
 const (
-	Jobs         = "APIOPS_JOBS"
-	Results      = "APIOPS_RESULTS"
-	DeadLetters  = "APIOPS_DLQ"
-	Advisories   = "APIOPS_ADVISORIES"
-	Consumer     = "apiops-worker"
+	Jobs        = "APIOPS_JOBS"
+	Results     = "APIOPS_RESULTS"
+	DeadLetters = "APIOPS_DLQ"
+	Advisories  = "APIOPS_ADVISORIES"
+	Consumer    = "apiops-worker"
 	// AdvisoryConsumer is shared by the workers: each advisory about a job
 	// the server gave up on is handled by one of them.
 	AdvisoryConsumer = "apiops-worker-advisories"
