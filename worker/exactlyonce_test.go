@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -218,14 +218,7 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	b.sim.AddFault(apinizertest.Fault{HoldAnswer: time.Minute})
 	rs := b.watchResults(t)
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=1", "NATS_URL="+b.nc.ConnectedUrl(), "APINIZER_URL="+b.sim.URL,
-		fmt.Sprintf("ACK_WAIT=%s", b.topo.AckWait))
-	child.Stdout, child.Stderr = testWriter{t}, testWriter{t}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	child := b.startChild(t)
 	b.publish(t, all...)
 
 	const inFlight = 8 // the child's concurrency
@@ -270,6 +263,10 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
+	maxDeliver, err := strconv.Atoi(os.Getenv("MAX_DELIVER"))
+	if err != nil {
+		return fail(err)
+	}
 	nc, err := nats.Connect(os.Getenv("NATS_URL"))
 	if err != nil {
 		return fail(err)
@@ -295,7 +292,7 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	w, err := worker.New(worker.Config{Concurrency: 8, AckWait: ackWait, MaxDeliver: 5, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
+	w, err := worker.New(worker.Config{Concurrency: 8, AckWait: ackWait, MaxDeliver: maxDeliver, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
 	if err != nil {
 		return fail(err)
 	}

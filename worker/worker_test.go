@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,9 +56,9 @@ type bundle struct {
 	topo streams.Config
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T, configure ...func(*server.Options)) *bundle {
 	t.Helper()
-	srv := natstest.RunServer(t)
+	srv := natstest.RunServer(t, configure...)
 	nc, js := natstest.Connect(t, srv)
 	topo := streams.Config{AckWait: 3 * time.Second, MaxDeliver: 5, DuplicateWindow: time.Minute}.WithDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -76,6 +77,8 @@ type workerOpts struct {
 	noLedger    bool
 	retry       executor.RetryPolicy
 	grace       time.Duration
+	// wrap, if set, wraps the executor (to inject a panic).
+	wrap func(worker.Executor) worker.Executor
 }
 
 // startWorker runs a real worker until the returned stop function is called
@@ -99,6 +102,10 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ex worker.Executor = exec
+	if o.wrap != nil {
+		ex = o.wrap(exec)
+	}
 	var led *ledger.Ledger
 	if !o.noLedger {
 		kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
@@ -119,8 +126,9 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
 		Ledger:          led,
 		Logger:          testLogger(t),
+		ProbeInterval:   20 * time.Millisecond,
 		Metrics:         metrics.New(reg),
-	}, b.js, cons, exec)
+	}, b.js, cons, ex)
 	if err != nil {
 		t.Fatal(err)
 	}
