@@ -220,17 +220,26 @@ func (w *workload) check(t testing.TB, sim *simulator, sum resultSummary, interr
 			t.Errorf("resource %s: %d requests in flight at once, want at most 1", res, n)
 		}
 	}
+	left := map[string]int{} // resource key → revision (0 for keys and credentials)
 	for _, p := range st.Projects {
-		if p.Name != w.project {
-			continue
+		for _, k := range p.Keys {
+			left["key/"+p.Name+"/"+k] = 0
 		}
-		if len(p.Keys) != 0 || len(p.Credentials) != 0 {
-			t.Errorf("after every delete: %d keys and %d credentials left, want none", len(p.Keys), len(p.Credentials))
+		for _, c := range p.Credentials {
+			left["credential/"+p.Name+"/"+c.Username] = 0
 		}
 		for _, c := range p.Certificates {
-			if c.Revision < 2 {
-				t.Errorf("certificate %s: revision %d, want the update applied", c.Name, c.Revision)
-			}
+			left["certificate/"+p.Name+"/"+c.Name] = c.Revision
+		}
+	}
+	for _, job := range w.jobs {
+		res := w.resource[job.ID()]
+		rev, exists := left[res]
+		switch {
+		case w.update[job.ID()] && rev < 2:
+			t.Errorf("job %s: %s at revision %d, want the update applied", job.ID(), res, rev)
+		case !w.update[job.ID()] && exists:
+			t.Errorf("job %s: %s still exists, want it deleted", job.ID(), res)
 		}
 	}
 	return v

@@ -378,9 +378,8 @@ func okPerResource(calls []simCall) map[string]int {
 	return n
 }
 
-// runningClaims returns the ids of the jobs whose ledger record is running with a claim
-// by a worker whose owner name begins with host (the worker's host name).
-func runningClaims(t testing.TB, js jetstream.JetStream, host string) []string {
+// ledgerJobs reads every job record of the ledger bucket.
+func ledgerJobs(t testing.TB, js jetstream.JetStream) []ledger.JobRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -393,24 +392,38 @@ func runningClaims(t testing.TB, js jetstream.JetStream, host string) []string {
 		t.Fatalf("read ledger: %v", err)
 	}
 	defer watcher.Stop()
-	var ids []string
+	var recs []ledger.JobRecord
 	for entry := range watcher.Updates() {
 		if entry == nil {
-			break // every current value has been delivered
-		}
-		if !strings.HasPrefix(entry.Key(), "job.") {
-			continue
+			return recs // every current value has been delivered
 		}
 		var rec ledger.JobRecord
-		if json.Unmarshal(entry.Value(), &rec) == nil && rec.State == ledger.StateRunning && strings.HasPrefix(rec.Owner, host+"-") {
+		if strings.HasPrefix(entry.Key(), "job.") && json.Unmarshal(entry.Value(), &rec) == nil {
+			recs = append(recs, rec)
+		}
+	}
+	t.Fatalf("read ledger: %v", ctx.Err())
+	return nil
+}
+
+// runningClaims returns the ids of the jobs whose ledger record is running with a claim
+// by a worker whose owner name begins with host (the worker's host name).
+func runningClaims(t testing.TB, js jetstream.JetStream, host string) []string {
+	t.Helper()
+	var ids []string
+	for _, rec := range ledgerJobs(t, js) {
+		if rec.State == ledger.StateRunning && ownedBy(rec, host) {
 			ids = append(ids, rec.JobID)
 		}
 	}
-	if ctx.Err() != nil {
-		t.Fatalf("read ledger: %v", ctx.Err())
-	}
 	sort.Strings(ids)
 	return ids
+}
+
+// ownedBy reports whether rec was last claimed by the worker with host name host: the
+// worker's ledger owner is "<host name>-<pid>-<nonce>".
+func ownedBy(rec ledger.JobRecord, host string) bool {
+	return strings.HasPrefix(rec.Owner, host+"-")
 }
 
 // waitFor polls cond every 100ms until it holds or timeout passes, then fails the test
