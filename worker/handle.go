@@ -140,18 +140,18 @@ func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(
 // unless it is final or superseded, and records the outcome before the
 // result is published.
 func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
-	l := w.cfg.Ledger
-	claim, err := l.ClaimJob(ctx, d.jobID)
-	if err != nil {
-		return w.ledgerBusy(d, err, "job_busy")
-	}
-	if claim.Record.State == ledger.StateFinal {
-		d.log.Info("job already final, republishing its result", "status", claim.Record.Result.Status)
-		return fate{action: ack, result: claim.Record.Result}
-	}
-	d.started = claim.Record.StartedAt
-	h := &hold{ledger: l, claim: claim}
+	h := &hold{ledger: w.cfg.Ledger}
 	return w.keepingAlive(ctx, d, h, func(ctx context.Context) fate {
+		claim, err := w.claimJob(ctx, d)
+		if err != nil {
+			return w.ledgerBusy(d, err, "job_busy")
+		}
+		if claim.Record.State == ledger.StateFinal {
+			d.log.Info("job already final, republishing its result", "status", claim.Record.Result.Status)
+			return fate{action: ack, result: claim.Record.Result}
+		}
+		d.started = claim.Record.StartedAt
+		h.claimed(claim)
 		lock, err := w.lockResource(ctx, d, h)
 		if err != nil {
 			w.release(ctx, d, claim)
@@ -170,29 +170,45 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 	})
 }
 
-// lockResource waits, keeping the message alive, until the job holds its
-// resource: jobs on one resource run one at a time, and waiting here rather
-// than in a nak spends none of the job's deliveries. It gives up when ctx
-// ends (the job's deadline) or after two ack waits, so a job stuck behind a
-// dead holder's lease goes back to the stream.
-func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*w.cfg.AckWait)
+// claimJob waits, keeping the message alive, while another claim on the job
+// is live: after a crash the redelivery usually comes as the dead worker's
+// lease runs out, and a nak would spend a delivery on nothing. It gives up
+// after two ack waits (a live duplicate still running).
+func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
+	return retryBusy(ctx, 2*w.cfg.AckWait, func(ctx context.Context) (*ledger.JobClaim, error) {
+		return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
+	})
+}
+
+// retryBusy calls f until it does not fail with a *ledger.BusyError, backing
+// off from 20ms to 1s, for at most limit.
+func retryBusy[T any](ctx context.Context, limit time.Duration, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	wait := 20 * time.Millisecond
 	for {
-		lock, err := h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+		v, err := f(ctx)
 		var busy *ledger.BusyError
-		if !errors.As(err, &busy) {
-			if err == nil {
-				h.locked(lock)
-			}
-			return lock, err
-		}
-		if !sleep(ctx, wait) {
-			return nil, err
+		if !errors.As(err, &busy) || !sleep(ctx, wait) {
+			return v, err
 		}
 		wait = min(2*wait, time.Second)
 	}
+}
+
+// lockResource waits, keeping the message alive, until the job holds its
+// resource: jobs on one resource run one at a time, and waiting here rather
+// than in a nak spends none of the job's deliveries. It gives up after two
+// ack waits, so a job stuck behind a dead holder's lease goes back to the
+// stream.
+func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
+	lock, err := retryBusy(ctx, 2*w.cfg.AckWait, func(ctx context.Context) (*ledger.ResourceLock, error) {
+		return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+	})
+	if err == nil {
+		h.locked(lock)
+	}
+	return lock, err
 }
 
 // record stores the delivery's outcome in the ledger: a final result (with,
@@ -573,9 +589,15 @@ func retryReason(err error) string {
 type hold struct {
 	mu     sync.Mutex
 	ledger *ledger.Ledger
-	claim  *ledger.JobClaim
+	claim  *ledger.JobClaim     // nil until the job is claimed
 	lock   *ledger.ResourceLock // nil until the resource is locked
 	done   bool                 // the outcome is recorded: nothing to renew
+}
+
+func (h *hold) claimed(c *ledger.JobClaim) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.claim = c
 }
 
 func (h *hold) locked(lk *ledger.ResourceLock) {
@@ -596,7 +618,7 @@ func (h *hold) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.done {
+	if h.done || h.claim == nil {
 		return nil
 	}
 	if err := h.ledger.Renew(ctx, h.claim); err != nil {
