@@ -351,4 +351,3 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 	c.Add(sum)
 	return c
 }
-
