@@ -6,6 +6,7 @@
 //	enqueue key delete --project P --name my-key --wait
 //	enqueue publish --subject apiops.key.delete jobs.ndjson
 //	enqueue result JOB_ID
+//	enqueue dlq list | show ID | replay ID|--all [--subject S] | purge
 //
 // Exit status: 0 when every job was published (and, with --wait, succeeded),
 // 1 when a job did not succeed or its result did not arrive in time, 2 for a
@@ -59,6 +60,7 @@ const usage = `usage:
   enqueue credential publickey delete --project P --name USERNAME
   enqueue publish [--subject S] FILE|-     (JSON object, JSON array or NDJSON; a "subject" field per job overrides --subject)
   enqueue result JOB_ID                     (print a past job's result)
+  enqueue dlq list [--subject S] [--limit N] | show ID | replay ID|--all [--subject S] | purge [--subject S]
 
 common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --user U ($NATS_USER) --password P ($NATS_PASSWORD)
               --token T ($NATS_TOKEN) --id JOB_ID --wait --timeout DURATION
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runPublish(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "result":
 		return runResult(ctx, args[1:], getenv, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
 	}
 	return runJob(ctx, args, getenv, stdout, stderr)
 }

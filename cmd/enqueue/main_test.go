@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
+	"github.com/apiops-worker/apiops-worker/internal/workertest"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"enqueue": main})
+}
+
+// TestScripts runs testdata/*.txtar: enqueue as a user types it, against a
+// real NATS server, the simulator and a running worker.
+func TestScripts(t *testing.T) {
+	stack := workertest.Start(t, streams.Config{AckWait: 3 * time.Second, MaxDeliver: 3})
+	sim := stack.Sim
+	for _, k := range []string{"key-1", "key-2", "key-3", "key-4"} {
+		sim.AddKey(workertest.Project, k)
+	}
+	for _, u := range []string{"user-1", "user-2"} {
+		sim.AddCredential(workertest.Project, u, true)
+	}
+	pem, err := selfsigned.PEM("enqueue test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.AddCertificate(workertest.Project, "cert-1", pem)
+	stack.StartWorker(t, workertest.Worker{Config: worker.Config{Concurrency: 4}})
+
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("NATS_URL", stack.Server.ClientURL())
+			return os.WriteFile(filepath.Join(e.WorkDir, "cert.pem"), []byte(pem), 0o600)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// simkey NAME adds a key to the simulator, as an operator fixing
+			// Apinizer's state would.
+			"simkey": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: simkey NAME")
+				}
+				sim.AddKey(workertest.Project, args[0])
+			},
+			// waitgone NAME waits up to 20s for the key to be deleted.
+			"waitgone": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: waitgone NAME")
+				}
+				deadline := time.Now().Add(20 * time.Second)
+				for sim.KeyExists(workertest.Project, args[0]) {
+					if time.Now().After(deadline) {
+						ts.Fatalf("key %s still exists after 20s", args[0])
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			},
+		},
+	})
+}

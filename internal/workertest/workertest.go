@@ -1,0 +1,139 @@
+// Package workertest runs the whole service in-process for tests that need
+// it as a black box (the enqueue CLI, dashboards, benchmarks): a real
+// embedded NATS JetStream server with the topology provisioned, the Apinizer
+// simulator, and real workers.
+package workertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
+)
+
+// Project is the simulator's project, with environments production and
+// staging.
+const Project = "MyProject"
+
+// Token is the Apinizer token of the simulator.
+const Token = "workertest-token"
+
+// Stack is a running service.
+type Stack struct {
+	Server   *server.Server
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Sim      *apinizertest.Server
+	Topology streams.Config
+}
+
+// Start runs a NATS server with the topology and the simulator; configure,
+// if given, adjusts the server options.
+func Start(tb testing.TB, topo streams.Config, configure ...func(*server.Options)) *Stack {
+	tb.Helper()
+	srv := natstest.RunServer(tb, configure...)
+	nc, js := natstest.Connect(tb, srv)
+	topo = topo.WithDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := streams.Provision(ctx, js, topo); err != nil {
+		tb.Fatal(err)
+	}
+	sim := apinizertest.NewServer(apinizertest.Config{Token: Token})
+	tb.Cleanup(sim.Close)
+	sim.AddProject(Project, "production", "staging")
+	return &Stack{Server: srv, NC: nc, JS: js, Sim: sim, Topology: topo}
+}
+
+// Worker configures one worker of StartWorker.
+type Worker struct {
+	// Config is passed to worker.New after the stack's settings (ack wait,
+	// max deliver, ledger, metrics) are filled in where zero.
+	Config worker.Config
+	// Retry is the executor's retry policy. Default: fast, 1s budget.
+	Retry executor.RetryPolicy
+	// Registry receives the worker's metrics. Default: a new one.
+	Registry *prometheus.Registry
+	// NoLedger turns bookkeeping off.
+	NoLedger bool
+}
+
+// StartWorker runs a worker until the test ends.
+func (s *Stack) StartWorker(tb testing.TB, o Worker) *prometheus.Registry {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := s.JS.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if o.Retry == (executor.RetryPolicy{}) {
+		o.Retry = executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2}
+	}
+	exec, err := executor.New(executor.Config{BaseURL: s.Sim.URL, Token: func() (string, error) { return Token, nil }, Retry: o.Retry,
+		Concurrency: max(o.Config.Concurrency, executor.DefaultConcurrency)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	cfg := o.Config
+	if cfg.AckWait == 0 {
+		cfg.AckWait = s.Topology.AckWait
+	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = s.Topology.MaxDeliver
+	}
+	if cfg.FetchWait == 0 {
+		cfg.FetchWait = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(o.Registry)
+	}
+	if cfg.Ledger == nil && !o.NoLedger {
+		kv, err := s.JS.KeyValue(ctx, streams.LedgerBucket)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if cfg.Ledger, err = ledger.New(kv, ledger.Config{Owner: tb.Name() + "-" + time.Now().Format(time.RFC3339Nano), Lease: cfg.AckWait}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	w, err := worker.New(cfg, s.JS, cons, exec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	tb.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("worker: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			tb.Error("worker did not stop within 30s")
+		}
+	})
+	return o.Registry
+}
