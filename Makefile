@@ -20,8 +20,8 @@ build:
 run:
 	$(GO) run ./cmd/worker --dev --samples --metrics-addr 127.0.0.1:9090
 
-## test: unit tests with the race detector, then the integration suite (containers)
-test: test-unit
+## test: unit tests with the race detector, the Prometheus rule tests, then the integration suite (containers)
+test: test-unit test-rules
 	$(MAKE) test-integration
 
 ## test-unit: unit tests only, with the race detector
@@ -48,3 +48,4 @@ clean:
 	rm -rf $(BIN) $(DIST)
 
 include mk/images.mk
+include mk/observability.mk

@@ -37,8 +37,8 @@ type Metrics struct {
 	requestsInFlight prometheus.Gauge
 }
 
-// New creates the collectors and registers them, with the Go and process
-// collectors and build info, on reg.
+// New creates the collectors and registers them, with build info, on reg;
+// the caller registers the Go and process collectors.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -60,7 +60,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"operation", "environment"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "retries_total",
-			Help: "Retries, by operation and reason (e.g. http_5xx, http_429, transport, resource_busy, redelivery).",
+			Help: "Retries, by operation and reason: http_5xx, http_429, http_4xx, timeout, transport, outage, job_busy, resource_busy, ledger, result_publish, dlq.",
 		}, []string{"operation", "reason"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "jobs_in_flight",

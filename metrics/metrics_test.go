@@ -27,7 +27,7 @@ var header = map[string]string{
 	"apiops_environment_deployment_failures_total": `# HELP apiops_environment_deployment_failures_total Per-environment deployment failures reported by Apinizer, including those of partial jobs.
 # TYPE apiops_environment_deployment_failures_total counter
 `,
-	"apiops_retries_total": `# HELP apiops_retries_total Retries, by operation and reason (e.g. http_5xx, http_429, transport, resource_busy, redelivery).
+	"apiops_retries_total": `# HELP apiops_retries_total Retries, by operation and reason: http_5xx, http_429, http_4xx, timeout, transport, outage, job_busy, resource_busy, ledger, result_publish, dlq.
 # TYPE apiops_retries_total counter
 `,
 	"apiops_invalid_jobs_total": `# HELP apiops_invalid_jobs_total Messages refused as invalid jobs, by reason code.

@@ -121,7 +121,7 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 			return err
 		}
 		if deadLetter {
-			w.cfg.Metrics.JobFinished(r, 0)
+			w.cfg.Metrics.JobFinished(r, now.Sub(raw.Time))
 		}
 	}
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
