@@ -73,6 +73,9 @@ func defaultTransport(cfg Config) *http.Transport {
 	t.MaxIdleConns = max(t.MaxIdleConns, cfg.Concurrency)
 	t.MaxIdleConnsPerHost = cfg.Concurrency
 	t.MaxConnsPerHost = 0
+	if cfg.TLS != nil {
+		t.TLSClientConfig = cfg.TLS.Clone()
+	}
 	return t
 }
 

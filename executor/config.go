@@ -1,8 +1,10 @@
 package executor
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -33,6 +35,14 @@ type Config struct {
 	// handshake and response header timeouts, MaxIdleConnsPerHost =
 	// Concurrency and no MaxConnsPerHost limit.
 	Transport http.RoundTripper
+	// AllowInsecureHTTP permits a plain http:// BaseURL on a host that is not
+	// loopback. The token would cross the network in clear text, so it is off
+	// by default and only for isolated test networks.
+	AllowInsecureHTTP bool
+	// TLS configures HTTPS to Apinizer in the default transport: a private
+	// CA (RootCAs) and a client certificate. Nil uses the system roots.
+	// Verification is never turned off by this package.
+	TLS *tls.Config
 	// WrapTransport, if set, wraps the transport (given or default), so that
 	// a caller can measure requests without giving up the default transport's
 	// settings.
@@ -74,13 +84,30 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// isLoopback reports whether host names this machine: localhost or an
+// address in 127.0.0.0/8 or ::1.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // validate reports the first problem of a defaulted Config.
 func (c Config) validate() error {
 	if c.BaseURL == "" {
 		return fmt.Errorf("%w: BaseURL is required", ErrInvalidConfig)
 	}
-	if _, err := parseBaseURL(c.BaseURL); err != nil {
+	base, err := parseBaseURL(c.BaseURL)
+	if err != nil {
 		return err
+	}
+	if base.Scheme == "http" && !c.AllowInsecureHTTP && !isLoopback(base.Hostname()) {
+		return fmt.Errorf("%w: BaseURL %s is plain http to a host that is not loopback: use https, or allow insecure http explicitly", ErrInvalidConfig, base.Redacted())
+	}
+	if c.TLS != nil && c.TLS.InsecureSkipVerify {
+		return fmt.Errorf("%w: TLS certificate verification cannot be turned off", ErrInvalidConfig)
 	}
 	if c.Token == nil {
 		return fmt.Errorf("%w: Token is required", ErrInvalidConfig)

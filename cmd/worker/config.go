@@ -1,15 +1,19 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,9 +30,13 @@ type config struct {
 	natsTLSCert  string
 	natsTLSKey   string
 
-	apinizerURL       string
-	apinizerToken     string
-	apinizerTokenFile string
+	apinizerURL        string
+	apinizerToken      string
+	apinizerTokenFile  string
+	apinizerCAFile     string
+	apinizerClientCert string
+	apinizerClientKey  string
+	allowInsecureHTTP  bool
 
 	metricsAddr string
 
@@ -112,6 +120,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerURL, "APINIZER_URL", "apinizer-url", "", "Apinizer base URL, e.g. https://demo.apinizer.com")
 	str(&c.apinizerTokenFile, "APINIZER_TOKEN_FILE", "apinizer-token-file", "", "file holding the Apinizer personal API access token")
 	c.apinizerToken = getenv("APINIZER_TOKEN") // no flag: a flag would show in ps
+	str(&c.apinizerCAFile, "APINIZER_CA_FILE", "apinizer-ca-file", "", "CA bundle to verify Apinizer's certificate (default: system roots)")
+	str(&c.apinizerClientCert, "APINIZER_CLIENT_CERT", "apinizer-client-cert", "", "client certificate file for Apinizer")
+	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
+	boolean(&c.allowInsecureHTTP, "APINIZER_ALLOW_INSECURE_HTTP", "apinizer-allow-insecure-http", false, "allow plain http:// to a host that is not loopback (test networks only)")
 	str(&c.metricsAddr, "METRICS_ADDR", "metrics-addr", ":9090", "listen address for /metrics, /healthz and /readyz")
 	num(&c.concurrency, "WORKER_CONCURRENCY", "concurrency", 16, "jobs worked on at once")
 	dur(&c.ackWait, "WORKER_ACK_WAIT", "ack-wait", 30*time.Second, "consumer ack wait")
@@ -161,6 +173,8 @@ func (c config) validate() error {
 			bad("APINIZER_URL", "required (or run with --dev for the simulator)")
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 			bad("APINIZER_URL", "%q is not an http(s) URL", c.apinizerURL)
+		case u.Scheme == "http" && !c.allowInsecureHTTP && !isLoopback(u.Hostname()):
+			bad("APINIZER_URL", "plain http to %s would send the token in clear text: use https, or set APINIZER_ALLOW_INSECURE_HTTP=true on an isolated test network", u.Hostname())
 		}
 		if c.apinizerToken == "" && c.apinizerTokenFile == "" {
 			bad("APINIZER_TOKEN", "required, or APINIZER_TOKEN_FILE")
@@ -174,6 +188,9 @@ func (c config) validate() error {
 	}
 	if c.natsURL == "" {
 		bad("NATS_URL", "required")
+	}
+	if (c.apinizerClientCert == "") != (c.apinizerClientKey == "") {
+		bad("APINIZER_CLIENT_CERT", "APINIZER_CLIENT_CERT and APINIZER_CLIENT_KEY go together")
 	}
 	if (c.natsTLSCert == "") != (c.natsTLSKey == "") {
 		bad("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
@@ -223,23 +240,78 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, err
 }
 
-// token returns the Apinizer token, re-reading the token file on every call
-// so that a rotated token is used without a restart.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// apinizerTLS is the TLS configuration for Apinizer: the system roots or the
+// CA file, and an optional client certificate. Verification stays on.
+func (c config) apinizerTLS() (*tls.Config, error) {
+	if c.apinizerCAFile == "" && c.apinizerClientCert == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.apinizerCAFile != "" {
+		b, err := os.ReadFile(c.apinizerCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("APINIZER_CA_FILE: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("APINIZER_CA_FILE: %s holds no PEM certificate", c.apinizerCAFile)
+		}
+	}
+	if c.apinizerClientCert != "" {
+		pair, err := tls.LoadX509KeyPair(c.apinizerClientCert, c.apinizerClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("APINIZER_CLIENT_CERT: %w", err)
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	return t, nil
+}
+
+// token returns the Apinizer token source: the inline token, or the token
+// file, re-read whenever it changes so that a rotated token is used without
+// a restart.
 func (c config) token() func() (string, error) {
 	if c.apinizerTokenFile == "" {
 		t := c.apinizerToken
 		return func() (string, error) { return t, nil }
 	}
-	path := c.apinizerTokenFile
-	return func() (string, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", fmt.Errorf("read APINIZER_TOKEN_FILE: %w", err)
-		}
-		t := strings.TrimSpace(string(b))
-		if t == "" {
-			return "", errors.New("APINIZER_TOKEN_FILE is empty")
-		}
-		return t, nil
+	return (&tokenFile{path: c.apinizerTokenFile}).get
+}
+
+// tokenFile caches a token file's content, keyed by its modification time
+// and size, so that a call costs a stat, not a read.
+type tokenFile struct {
+	path string
+
+	mu      sync.Mutex
+	modTime time.Time
+	size    int64
+	token   string
+}
+
+func (f *tokenFile) get() (string, error) {
+	info, err := os.Stat(f.path)
+	if err != nil {
+		return "", fmt.Errorf("APINIZER_TOKEN_FILE: %w", err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.token != "" && info.ModTime().Equal(f.modTime) && info.Size() == f.size {
+		return f.token, nil
+	}
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return "", fmt.Errorf("APINIZER_TOKEN_FILE: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", errors.New("APINIZER_TOKEN_FILE is empty")
+	}
+	f.token, f.modTime, f.size = t, info.ModTime(), info.Size()
+	return t, nil
 }

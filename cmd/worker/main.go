@@ -115,15 +115,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	apinizerTLS, err := cfg.apinizerTLS()
+	if err != nil {
+		return err
+	}
 	retry := executor.DefaultRetryPolicy()
 	retry.MaxElapsedTime = cfg.retryBudget
 	exec, err := executor.New(executor.Config{
-		BaseURL:        cfg.apinizerURL,
-		Token:          cfg.token(),
-		Concurrency:    cfg.concurrency,
-		AttemptTimeout: cfg.attemptTimeout,
-		Retry:          retry,
-		WrapTransport:  m.InstrumentRoundTripper,
+		BaseURL:           cfg.apinizerURL,
+		Token:             cfg.token(),
+		Concurrency:       cfg.concurrency,
+		AttemptTimeout:    cfg.attemptTimeout,
+		Retry:             retry,
+		WrapTransport:     m.InstrumentRoundTripper,
+		TLS:               apinizerTLS,
+		AllowInsecureHTTP: cfg.allowInsecureHTTP,
 	})
 	if err != nil {
 		return err
@@ -202,6 +208,12 @@ func connectNATS(cfg config, log *slog.Logger) (*nats.Conn, error) {
 		nats.Name("apiops-worker"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		// A connection cut off without a reset (a partition, a dead peer)
+		// stays open for nats.go's default 2 × 2 minutes of pings; the worker
+		// would look ready while holding jobs it cannot settle. Pinging every
+		// 5s notices within about 15s, and the client reconnects.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("NATS disconnected", "err", err)
 		}),
