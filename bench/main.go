@@ -1,0 +1,293 @@
+// Command bench measures the worker end to end, as `make bench` runs it: an
+// embedded nats-server (JetStream, file storage) and the Apinizer simulator
+// on loopback, the worker and the enqueue CLI built and run as processes of
+// their own, and a plain nats.go consumer as the baseline. It prints a table
+// of the figures against their targets and writes them as JSON.
+//
+// Scenarios, each on a fresh server:
+//
+//  1. baseline: a plain JetStream consumer burns down a full stream doing
+//     only the message work (consume, publish a small result, ack);
+//  2. the worker burns down the same, against a zero-latency simulator;
+//     then, with the worker running, a paced 1,000 jobs/s load for the
+//     publish-to-result p99;
+//  3. the worker at 100 ms simulator latency and concurrency 64, 256, 1024;
+//  4. enqueue publishing a 50,000-job NDJSON file.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if os.Getenv(roleEnv) == "baseline" {
+		err = runBaseline(ctx, os.Getenv, os.Stdout)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the bench's flags.
+type options struct {
+	jobs          int
+	concurrency   int
+	latencyJobs   int
+	latency       time.Duration
+	concurrencies []int
+	pacedRate     float64
+	pacedFor      time.Duration
+	enqueueJobs   int
+	out           string
+	timeout       time.Duration
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.jobs, "jobs", 20000, "jobs of the baseline and zero-latency burn-downs")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrency of the baseline and the zero-latency worker")
+	fs.IntVar(&o.latencyJobs, "latency-jobs", 5000, "jobs of each latency run")
+	fs.DurationVar(&o.latency, "latency", 100*time.Millisecond, "simulator latency of the latency runs")
+	conc := fs.String("latency-concurrency", "64,256,1024", "worker concurrencies of the latency runs")
+	fs.Float64Var(&o.pacedRate, "paced-rate", 1000, "offered jobs/s of the paced run")
+	fs.DurationVar(&o.pacedFor, "paced-for", 5*time.Second, "length of the paced run")
+	fs.IntVar(&o.enqueueJobs, "enqueue-jobs", 50000, "jobs enqueue publishes")
+	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON report, relative to the module root")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "longest wait for one scenario's results")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, f := range strings.Split(*conc, ",") {
+		var c int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &c); err != nil || c < 1 || c > 4096 {
+			return fmt.Errorf("-latency-concurrency: %q is not 1 to 4096", f)
+		}
+		o.concurrencies = append(o.concurrencies, c)
+	}
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "apiops-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b := &bench{tmp: tmp, self: self, timeout: o.timeout, log: stderr,
+		workerBin: filepath.Join(tmp, "bin", "worker"), enqueueBin: filepath.Join(tmp, "bin", "enqueue")}
+	fmt.Fprintln(stderr, "bench: building cmd/worker and cmd/enqueue")
+	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(tmp, "bin")+"/", "./cmd/worker", "./cmd/enqueue")
+	build.Dir, build.Stdout, build.Stderr = root, stderr, stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+
+	rep := report{
+		Date: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(),
+		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+	}
+	step := func(name string, f func() error) error {
+		fmt.Fprintf(stderr, "bench: %s\n", name)
+		t0 := time.Now()
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(stderr, "bench:   done in %s\n", time.Since(t0).Round(time.Millisecond))
+		return ctx.Err()
+	}
+	steps := []struct {
+		name string
+		f    func() error
+	}{
+		{fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
+			rep.Baseline, err = b.burnDown(ctx, "baseline", o.jobs, o.concurrency, 0)
+			return err
+		}},
+		{fmt.Sprintf("2. worker, zero latency, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
+			rep.ZeroLatency, err = b.burnDown(ctx, "worker", o.jobs, o.concurrency, 0)
+			return err
+		}},
+		{fmt.Sprintf("2b. worker, zero latency, paced %.0f jobs/s for %s", o.pacedRate, o.pacedFor), func() (err error) {
+			rep.Paced, err = b.pacedLoad(ctx, int(o.pacedRate*o.pacedFor.Seconds()), o.concurrency, o.pacedRate)
+			return err
+		}},
+	}
+	for _, c := range o.concurrencies {
+		steps = append(steps, struct {
+			name string
+			f    func() error
+		}{fmt.Sprintf("3. worker, %s latency, %d jobs, concurrency %d", o.latency, o.latencyJobs, c), func() error {
+			r, err := b.burnDown(ctx, "worker", o.latencyJobs, c, o.latency)
+			rep.Latency = append(rep.Latency, r)
+			return err
+		}})
+	}
+	steps = append(steps, struct {
+		name string
+		f    func() error
+	}{fmt.Sprintf("4. enqueue publish, %d jobs", o.enqueueJobs), func() (err error) {
+		rep.Enqueue, err = b.enqueue(ctx, o.enqueueJobs)
+		return err
+	}})
+	for _, s := range steps {
+		if err := step(s.name, s.f); err != nil {
+			return err
+		}
+	}
+
+	if rep.Baseline.JobsPerSec > 0 {
+		rep.ZeroLatencyRatioToBaseline = rep.ZeroLatency.JobsPerSec / rep.Baseline.JobsPerSec
+	}
+	rep.Targets = targets(&rep, o)
+	printTable(stdout, &rep)
+
+	path := o.out
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(root, path)
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s\n", path)
+	return nil
+}
+
+// moduleRoot is the directory of the main module's go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run from inside the module (go run ./bench)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// report is the JSON written to bench/results/latest.json.
+type report struct {
+	Date       string `json:"date"`
+	GoVersion  string `json:"goVersion"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+
+	Baseline                   burn       `json:"baseline"`
+	ZeroLatency                burn       `json:"zeroLatency"`
+	ZeroLatencyRatioToBaseline float64    `json:"zeroLatencyRatioToBaseline"`
+	Paced                      paced      `json:"paced"`
+	Latency                    []burn     `json:"latency"`
+	Enqueue                    enqueueRun `json:"enqueue"`
+	Targets                    []target   `json:"targets"`
+}
+
+// target is one of the issue's targets, met or not.
+type target struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Want   string  `json:"want"`
+	Met    bool    `json:"met"`
+	Figure string  `json:"figure"`
+}
+
+func targets(r *report, o options) []target {
+	ts := []target{{
+		Name: "zero-latency throughput / baseline", Value: r.ZeroLatencyRatioToBaseline,
+		Want: ">= 0.40", Met: r.ZeroLatencyRatioToBaseline >= 0.40,
+		Figure: fmt.Sprintf("%.0f%% (%.0f / %.0f jobs/s)", 100*r.ZeroLatencyRatioToBaseline, r.ZeroLatency.JobsPerSec, r.Baseline.JobsPerSec),
+	}}
+	for _, l := range r.Latency {
+		switch l.Concurrency {
+		case 256:
+			ts = append(ts, target{
+				Name: fmt.Sprintf("%.0f ms latency, concurrency 256: throughput / ideal", l.LatencyMs), Value: l.RatioToIdeal,
+				Want: ">= 0.90", Met: l.RatioToIdeal >= 0.90,
+				Figure: fmt.Sprintf("%.0f%% (%.0f / %.0f jobs/s)", 100*l.RatioToIdeal, l.JobsPerSec, l.IdealJobsPerSec),
+			})
+		case 1024:
+			ts = append(ts, target{
+				Name: fmt.Sprintf("%.0f ms latency, concurrency 1024: worker peak RSS", l.LatencyMs), Value: l.PeakRSSMiB,
+				Want: "< 150 MiB", Met: l.PeakRSSMiB < 150,
+				Figure: fmt.Sprintf("%.1f MiB", l.PeakRSSMiB),
+			})
+		}
+	}
+	ts = append(ts, target{
+		Name: fmt.Sprintf("p99 publish-to-result, zero latency, %.0f jobs/s offered", o.pacedRate), Value: r.Paced.P99Ms,
+		Want: "< 50 ms", Met: r.Paced.P99Ms < 50,
+		Figure: fmt.Sprintf("%.1f ms", r.Paced.P99Ms),
+	}, target{
+		Name: "enqueue batch publishing", Value: r.Enqueue.JobsPerSec,
+		Want: ">= 20000 jobs/s", Met: r.Enqueue.JobsPerSec >= 20000,
+		Figure: fmt.Sprintf("%.0f jobs/s", r.Enqueue.JobsPerSec),
+	})
+	return ts
+}
+
+func printTable(w io.Writer, r *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nGo %s, %d CPUs, GOMAXPROCS %d (bench process; the worker runs with its own)\n\n", r.GoVersion, r.CPUs, r.GOMAXPROCS)
+	fmt.Fprintln(tw, "scenario\tjobs\tconc\tjobs/s\tvs\tp50 ms\tp99 ms\tCPU s/1k jobs\tpeak RSS MiB\tgoroutines\tnot ok")
+	row := func(name string, b burn, vs string) {
+		gor := "-"
+		if b.MaxGoroutines > 0 {
+			gor = fmt.Sprint(b.MaxGoroutines)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.3f\t%.1f\t%s\t%d\n",
+			name, b.Jobs, b.Concurrency, b.JobsPerSec, vs, b.P50Ms, b.P99Ms, b.CPUSecPer1000, b.PeakRSSMiB, gor, b.NotSucceeded)
+	}
+	row("1 baseline (nats.go consumer)", r.Baseline, "-")
+	row("2 worker, 0 ms", r.ZeroLatency, fmt.Sprintf("%.0f%% of baseline", 100*r.ZeroLatencyRatioToBaseline))
+	p := r.Paced
+	fmt.Fprintf(tw, "2 worker, 0 ms, paced %.0f/s\t%d\t%d\t%.0f offered\t-\t%.1f\t%.1f\t%.3f\t-\t-\t%d\n",
+		p.OfferedRate, p.Jobs, p.Concurrency, p.AchievedRate, p.P50Ms, p.P99Ms, p.CPUSecPer1k, p.NotSucceeded)
+	for _, l := range r.Latency {
+		row(fmt.Sprintf("3 worker, %.0f ms", l.LatencyMs), l, fmt.Sprintf("%.0f%% of ideal %.0f", 100*l.RatioToIdeal, l.IdealJobsPerSec))
+	}
+	e := r.Enqueue
+	fmt.Fprintf(tw, "4 enqueue publish (%.1f MiB NDJSON)\t%d\t-\t%.0f\t-\t-\t-\t-\t-\t-\t%d stored\n", e.FileMiB, e.Jobs, e.JobsPerSec, e.Stored)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "target\tfigure\twant\tmet?")
+	for _, t := range r.Targets {
+		met := "NOT MET"
+		if t.Met {
+			met = "met"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Figure, t.Want, met)
+	}
+	_ = tw.Flush()
+}
