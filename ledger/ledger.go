@@ -99,6 +99,11 @@ type Config struct {
 	Lease time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Timeout bounds each round trip to the bucket. A request sent on a
+	// connection that turns out to be dead gets no reply at all; without
+	// its own deadline it would wait for the caller's, minutes away.
+	// Default 5s.
+	Timeout time.Duration
 }
 
 // Ledger reads and writes job and resource records.
@@ -123,7 +128,10 @@ func New(kv jetstream.KeyValue, cfg Config) (*Ledger, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Ledger{kv: kv, owner: cfg.Owner, lease: cfg.Lease, now: cfg.Now}, nil
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	return &Ledger{kv: boundedKV{cfg.Timeout, kv}, owner: cfg.Owner, lease: cfg.Lease, now: cfg.Now}, nil
 }
 
 // Lease is how long a claim stays valid without renewal.
@@ -386,6 +394,30 @@ func (l *Ledger) writeResource(ctx context.Context, lk *ResourceLock) error {
 		return fmt.Errorf("resource lock: %w", err)
 	}
 	return nil
+}
+
+// boundedKV gives every call of the bucket its own deadline.
+type boundedKV struct {
+	timeout time.Duration
+	jetstream.KeyValue
+}
+
+func (b boundedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.KeyValue.Get(ctx, key)
+}
+
+func (b boundedKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.KeyValue.Create(ctx, key, value, opts...)
+}
+
+func (b boundedKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.KeyValue.Update(ctx, key, value, revision)
 }
 
 // newToken returns a random claim token.

@@ -47,7 +47,11 @@ func (w *Worker) handleAdvisories(ctx context.Context) {
 			continue
 		}
 		for msg := range batch.Messages() {
-			if err := w.strandedJob(ctx, msg.Data()); err != nil {
+			// Bounded: a request lost on a dead connection gets no reply.
+			jobCtx, cancel := context.WithTimeout(ctx, settleTimeout)
+			err := w.strandedJob(jobCtx, msg.Data())
+			cancel()
+			if err != nil {
 				w.log.Warn("could not handle advisory; retrying", "err", err)
 				_ = msg.NakWithDelay(5 * time.Second)
 				continue

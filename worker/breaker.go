@@ -173,7 +173,9 @@ func (w *Worker) superviseBreaker(ctx context.Context) {
 		}
 		w.pauseConsumer(ctx)
 		bo := backoff.NewExponentialBackOff()
-		bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = w.cfg.ProbeInterval, 30*time.Second, 0
+		// Probes are one cheap GET: capping their interval at 5s keeps the
+		// time between Apinizer's return and the worker's short.
+		bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = w.cfg.ProbeInterval, max(w.cfg.ProbeInterval, 5*time.Second), 0
 		for {
 			if !sleep(ctx, bo.NextBackOff()) {
 				return

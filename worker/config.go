@@ -38,7 +38,7 @@ type Config struct {
 	// answer, or a 5xx) across jobs that opens the circuit breaker. Default 5.
 	BreakerThreshold int
 	// ProbeInterval is the first wait between probes of an unreachable
-	// Apinizer; it doubles up to 30s. Default 1s.
+	// Apinizer; it doubles up to 5s. Default 1s.
 	ProbeInterval time.Duration
 	// BacklogInterval is how often consumer info is read for the backlog
 	// metrics. Default 15s.

@@ -60,9 +60,13 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Execu
 	}, nil
 }
 
-// Bound reports whether the worker is pulling from its consumer; /readyz
-// combines it with the connection's state.
-func (w *Worker) Bound() bool { return w.bound.Load() }
+// Ready reports whether the worker can take jobs: it is pulling from its
+// consumer and its circuit breaker is not open (Apinizer answers). /readyz
+// combines it with the NATS connection's state.
+func (w *Worker) Ready() bool {
+	s, _ := w.breaker.current()
+	return w.bound.Load() && s != open
+}
 
 // Run pulls and handles jobs until ctx ends, then stops pulling, lets the
 // jobs in flight finish within the shutdown grace (cancelling the rest, which

@@ -153,7 +153,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("METRICS_ADDR: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           routes(reg, func() bool { return nc.IsConnected() && w.Bound() }),
+		// A half-open connection still says connected: readiness asks the
+		// server for a round trip.
+		Handler: routes(reg, func() bool {
+			return nc.IsConnected() && w.Ready() && nc.FlushTimeout(time.Second) == nil
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {
@@ -193,7 +197,7 @@ func routes(reg *prometheus.Registry, ready func() bool) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
-			http.Error(w, "not ready: NATS disconnected or consumer not bound", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: NATS disconnected, consumer not bound, or Apinizer unreachable", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
