@@ -70,8 +70,9 @@ type JobRecord struct {
 	Token      string    `json:"token"`
 	LeaseUntil time.Time `json:"leaseUntil"`
 	// Attempts counts the Apinizer HTTP attempts begun for the job. It is
-	// raised before each request is sent, so after a crash it may count a
-	// request that never left, never the reverse.
+	// raised before each request is sent (by the claim for its first), so
+	// after a crash it may count a request that never left, never the
+	// reverse.
 	Attempts  int          `json:"attempts"`
 	StartedAt time.Time    `json:"startedAt"`
 	Result    *jobs.Result `json:"result,omitempty"`
@@ -140,7 +141,11 @@ func (l *Ledger) Lease() time.Duration { return l.lease }
 // JobClaim is a job record held by this worker, or a final one.
 type JobClaim struct {
 	Record JobRecord
-	rev    uint64
+	// Prior is the number of HTTP attempts earlier claims recorded. The
+	// claim itself counts the attempt it may make (Record.Attempts is
+	// Prior+1), which saves a write before the first request.
+	Prior int
+	rev   uint64
 }
 
 // ClaimJob claims the job's record, creating it if needed. When the record is
@@ -150,7 +155,7 @@ type JobClaim struct {
 func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) {
 	key := jobKey(jobID)
 	now := l.now()
-	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease), StartedAt: now}
+	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease), StartedAt: now, Attempts: 1}
 	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
 	if err == nil {
 		return &JobClaim{Record: rec, rev: rev}, nil
@@ -178,8 +183,10 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) 
 	}
 	// Take over: the holder died or gave the job back. Attempts and the
 	// original start time carry over.
+	prior := old.Attempts
 	old.Owner, old.Token = l.owner, newToken()
 	old.LeaseUntil = now.Add(l.lease)
+	old.Attempts++
 	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
 	if err != nil {
 		if isConflict(err) {
@@ -187,15 +194,17 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) 
 		}
 		return nil, fmt.Errorf("ledger: take over job record: %w", err)
 	}
-	return &JobClaim{Record: old, rev: rev}, nil
+	return &JobClaim{Record: old, Prior: prior, rev: rev}, nil
 }
 
 // Attempt records that HTTP attempt n is about to be sent, renewing the
-// lease. It fails with ErrLost if the claim was taken over.
+// lease, unless the record counts it already (the claim counts the first).
+// It fails with ErrLost if the claim was taken over.
 func (l *Ledger) Attempt(ctx context.Context, c *JobClaim, n int) error {
-	if n > c.Record.Attempts {
-		c.Record.Attempts = n
+	if n <= c.Record.Attempts {
+		return nil
 	}
+	c.Record.Attempts = n
 	return l.updateJob(ctx, c)
 }
 
@@ -370,18 +379,14 @@ func (l *Ledger) RenewResource(ctx context.Context, lk *ResourceLock) error {
 	return l.writeResource(ctx, lk)
 }
 
-// MarkApplied records, still holding the lock, that the holding job with
-// stream sequence seq was applied: from now on an older job is superseded.
-func (l *Ledger) MarkApplied(ctx context.Context, lk *ResourceLock, seq uint64) error {
-	if seq > lk.Record.LastSeq {
-		lk.Record.LastSeq, lk.Record.LastJobID = seq, lk.Record.Holder
-	}
-	return l.writeResource(ctx, lk)
-}
-
-// UnlockResource frees the lock.
-func (l *Ledger) UnlockResource(ctx context.Context, lk *ResourceLock) error {
+// UnlockResource frees the lock. A non-zero appliedSeq records, in the same
+// write, that the holding job with that stream sequence was applied: from
+// then on an older job is superseded.
+func (l *Ledger) UnlockResource(ctx context.Context, lk *ResourceLock, appliedSeq uint64) error {
 	token := lk.Record.Token
+	if appliedSeq > lk.Record.LastSeq {
+		lk.Record.LastSeq, lk.Record.LastJobID = appliedSeq, lk.Record.Holder
+	}
 	lk.Record.Holder, lk.Record.Owner, lk.Record.Token, lk.Record.LeaseUntil = "", "", "", time.Time{}
 	if err := l.casWrite(ctx, lk.key, &lk.rev, mustJSON(lk.Record), token); err != nil {
 		return fmt.Errorf("resource lock: %w", err)

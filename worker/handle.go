@@ -85,12 +85,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.cfg.Metrics.InFlight(1)
 	defer w.cfg.Metrics.InFlight(-1)
 
-	d := &delivery{msg: msg, received: w.cfg.Now(), log: w.log.With("subject", msg.Subject())}
+	d := &delivery{msg: msg, received: w.cfg.Now()}
 	d.started = d.received
 	if meta, err := msg.Metadata(); err == nil {
 		d.seq, d.delivered = meta.Sequence.Stream, meta.NumDelivered
 	}
-	d.log = d.log.With("stream_seq", d.seq, "delivery", d.delivered)
+	d.log = w.log.With("subject", msg.Subject(), "stream_seq", d.seq, "delivery", d.delivered)
 
 	f := w.processSafely(ctx, d)
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
@@ -151,6 +151,7 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 			return fate{action: ack, result: claim.Record.Result}
 		}
 		d.started = claim.Record.StartedAt
+		d.log = d.log.With("attempt", claim.Record.Attempts)
 		h.claimed(claim)
 		lock, err := w.lockResource(ctx, d, h)
 		if err != nil {
@@ -159,7 +160,7 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 		}
 		var f fate
 		if last := lock.Record.LastSeq; last > d.seq {
-			r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Record.Attempts, nil, nil)
+			r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Prior, nil, nil)
 			r.SupersededBy = lock.Record.LastJobID
 			d.log.Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
 			f = fate{action: ack, result: &r, fresh: true}
@@ -227,7 +228,7 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 	}
 	if f.result == nil {
 		w.release(ctx, d, h.claim)
-		if err := l.UnlockResource(ctx, h.lock); err != nil {
+		if err := l.UnlockResource(ctx, h.lock, 0); err != nil {
 			d.log.Warn("could not unlock resource; its lease will expire", "err", err)
 		}
 		return f
@@ -239,21 +240,26 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 		if err := w.deadLetter(ctx, d, f); err != nil {
 			d.log.Warn("could not dead-letter the job; retrying the delivery", "err", err)
 			w.release(ctx, d, h.claim)
-			_ = l.UnlockResource(ctx, h.lock)
+			_ = l.UnlockResource(ctx, h.lock, 0)
 			return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "dlq"}
 		}
 		f.deadLettered = true
 	}
+	// The resource learns that this job was applied (and is freed) before
+	// the job is final: an older job coming later must find it superseded
+	// even if this worker dies in between.
+	var applied uint64
 	if f.applied {
-		if err := l.MarkApplied(ctx, h.lock, d.seq); err != nil {
+		applied = d.seq
+	}
+	if err := l.UnlockResource(ctx, h.lock, applied); err != nil {
+		if f.applied {
 			return w.recordFailed(d, err)
 		}
+		d.log.Warn("could not unlock resource; its lease will expire", "err", err)
 	}
 	if err := l.Finish(ctx, h.claim, *f.result); err != nil {
 		return w.recordFailed(d, err)
-	}
-	if err := l.UnlockResource(ctx, h.lock); err != nil {
-		d.log.Warn("could not unlock resource; its lease will expire", "err", err)
 	}
 	return f
 }
@@ -292,7 +298,7 @@ func (w *Worker) ledgerBusy(d *delivery, err error, reason string) fate {
 func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	prior := 0
 	if h != nil {
-		prior = h.claim.Record.Attempts
+		prior = h.claim.Prior
 	}
 	call := executor.Call{
 		PriorAttempts: prior,
