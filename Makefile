@@ -33,9 +33,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./jobs/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./executor/
 
-## bench: Go benchmarks of the hot paths
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem $(UNIT_PKGS)
+## bench: the end-to-end benchmark program (worker against raw JetStream), then the Go benchmarks
+bench: bench-program bench-go
 
 ## lint: gofmt and go vet
 lint:
@@ -49,3 +48,4 @@ clean:
 
 include mk/images.mk
 include mk/observability.mk
+include mk/bench.mk
