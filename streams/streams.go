@@ -230,6 +230,29 @@ func (c Config) LedgerConfig() jetstream.KeyValueConfig {
 	}
 }
 
+// WatchResults returns a consumer of the results published from now on.
+// It reads the stream's last sequence first and starts after it: an ordered
+// consumer is only created on the server at its first fetch, so
+// DeliverNewPolicy would miss results published in between.
+func WatchResults(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	s, err := js.Stream(ctx, Results)
+	if err != nil {
+		return nil, fmt.Errorf("streams: results: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("streams: results: %w", err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   info.State.LastSeq + 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("streams: results: %w", err)
+	}
+	return cons, nil
+}
+
 // Provision creates or updates every stream, the consumer and the ledger
 // bucket.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) error {

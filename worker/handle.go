@@ -403,20 +403,20 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 		return fate{action: giveUp, result: &r, fresh: true, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	case errors.Is(err, executor.ErrPermanent):
 		r := d.result(now, jobs.StatusFailed, attempts, nil, resultError(err))
-		d.log.Warn("job failed permanently", "attempt", attempts, "err", err)
+		d.log.Warn("job failed permanently", "attempts", attempts, "err", err)
 		return fate{action: giveUp, result: &r, fresh: true, reason: r.Error.Code, dlqReason: dlq.ReasonPermanent}
 	case d.delivered >= uint64(w.cfg.MaxDeliver):
 		re := resultError(err)
 		re.Code, re.Message = codeRetriesExhausted, fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, re.Message)
 		r := d.result(now, jobs.StatusFailed, attempts, nil, re)
-		d.log.Warn("job failed: out of deliveries", "attempt", attempts, "err", err)
+		d.log.Warn("job failed: out of deliveries", "attempts", attempts, "err", err)
 		return fate{action: giveUp, result: &r, fresh: true, reason: codeRetriesExhausted, dlqReason: dlq.ReasonMaxDeliveries}
 	default:
 		delay := w.cfg.RedeliveryDelay(d.delivered)
 		if errors.As(err, &apiErr) && apiErr.RetryAfter > delay {
 			delay = apiErr.RetryAfter
 		}
-		d.log.Info("job will be retried", "attempt", attempts, "delay", delay, "err", err)
+		d.log.Info("job will be retried", "attempts", attempts, "delay", delay, "err", err)
 		return fate{action: retry, delay: delay, reason: retryReason(err)}
 	}
 }
@@ -478,7 +478,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
 			}
 			if f.fresh {
 				w.cfg.Metrics.JobFinished(*f.result, w.cfg.Now().Sub(d.started))
-				d.log.Info("job finished", "status", f.result.Status, "attempt", f.result.Attempts)
+				d.log.Info("job finished", "status", f.result.Status, "attempts", f.result.Attempts)
 			}
 		}
 		if f.action == ack {

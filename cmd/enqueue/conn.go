@@ -91,7 +91,7 @@ type waiter struct {
 }
 
 func newWaiter(ctx context.Context, js jetstream.JetStream) (*waiter, error) {
-	cons, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	cons, err := streams.WatchResults(ctx, js)
 	if err != nil {
 		return nil, fmt.Errorf("watch results: %w", err)
 	}

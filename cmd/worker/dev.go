@@ -132,7 +132,7 @@ func publishSamples(ctx context.Context, js jetstream.JetStream, pem string, std
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// An ordered consumer created before publishing sees every result.
-	rc, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	rc, err := streams.WatchResults(ctx, js)
 	if err != nil {
 		log.Error("samples: results consumer", "err", err)
 		return

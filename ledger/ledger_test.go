@@ -1,0 +1,186 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/streams"
+)
+
+// clock is a settable clock shared by the ledgers of a test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// setup returns two ledgers (two workers) on one bucket of a real server.
+func setup(t *testing.T) (a, b *ledger.Ledger, clk *clock) {
+	t.Helper()
+	_, js := natstest.Connect(t, natstest.RunServer(t))
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, streams.Config{}.WithDefaults().LedgerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk = &clock{now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+	mk := func(owner string) *ledger.Ledger {
+		l, err := ledger.New(kv, ledger.Config{Owner: owner, Lease: time.Minute, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	return mk("worker-a"), mk("worker-b"), clk
+}
+
+func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
+	t.Parallel()
+	a, b, clk := setup(t)
+	ctx := context.Background()
+
+	claim, err := a.ClaimJob(ctx, "job-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim.Prior != 0 || claim.Record.Attempts != 1 {
+		t.Errorf("fresh claim: prior %d, attempts %d; want 0 and 1 (the claim counts its first attempt)", claim.Prior, claim.Record.Attempts)
+	}
+	var busy *ledger.BusyError
+	if _, err := b.ClaimJob(ctx, "job-1"); !errors.As(err, &busy) || busy.Holder != "worker-a" {
+		t.Fatalf("second worker's claim: %v, want busy, held by worker-a", err)
+	}
+	if _, err := a.ClaimJob(ctx, "job-1"); !errors.Is(err, ledger.ErrBusy) {
+		t.Fatalf("the same worker claiming again: %v, want busy: one process must not run a job twice", err)
+	}
+	// The first attempt is counted by the claim; the second is written.
+	if err := a.Attempt(ctx, claim, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Attempt(ctx, claim, 2); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.advance(2 * time.Minute) // worker-a died: its lease lapses
+	taken, err := b.ClaimJob(ctx, "job-1")
+	if err != nil {
+		t.Fatalf("claim after the lease: %v", err)
+	}
+	if taken.Prior != 2 || taken.Record.Attempts != 3 || taken.Record.Owner != "worker-b" {
+		t.Errorf("taken over: prior %d, attempts %d, owner %s; want 2, 3, worker-b", taken.Prior, taken.Record.Attempts, taken.Record.Owner)
+	}
+	if err := a.Renew(ctx, claim); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("the old holder renewing: %v, want ErrLost", err)
+	}
+	if err := b.Finish(ctx, taken, jobs.Result{JobID: "job-1", Status: jobs.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	final, err := a.ClaimJob(ctx, "job-1")
+	if err != nil || final.Record.State != ledger.StateFinal || final.Record.Result.Status != jobs.StatusSucceeded {
+		t.Errorf("claim of a final job: %+v, %v; want the stored result", final, err)
+	}
+}
+
+func TestAReleasedJobIsTakenAtOnce(t *testing.T) {
+	t.Parallel()
+	a, b, _ := setup(t)
+	ctx := context.Background()
+	claim, err := a.ClaimJob(ctx, "job-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ClaimJob(ctx, "job-2"); err != nil {
+		t.Errorf("claim after release: %v, want it at once", err)
+	}
+}
+
+func TestAResourceRemembersItsLastAppliedJob(t *testing.T) {
+	t.Parallel()
+	a, b, clk := setup(t)
+	ctx := context.Background()
+	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindCertificate, Name: "c"}
+
+	lk, err := a.LockResource(ctx, res, "newer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.LockResource(ctx, res, "older"); !errors.Is(err, ledger.ErrBusy) {
+		t.Fatalf("second job locking: %v, want busy", err)
+	}
+	if err := a.UnlockResource(ctx, lk, 7); err != nil {
+		t.Fatal(err)
+	}
+	lk2, err := b.LockResource(ctx, res, "older")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lk2.Record.LastSeq != 7 || lk2.Record.LastJobID != "newer" {
+		t.Errorf("after the newer job: last %d by %q, want 7 by \"newer\"", lk2.Record.LastSeq, lk2.Record.LastJobID)
+	}
+	// A failed job frees the resource without changing its history.
+	if err := b.UnlockResource(ctx, lk2, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A dead holder's lock lapses with its lease; its own job may retake it.
+	held, err := a.LockResource(ctx, res, "crashed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LockResource(ctx, res, "crashed"); err != nil {
+		t.Errorf("the same job retaking its lock: %v, want it at once", err)
+	}
+	if _, err := b.LockResource(ctx, res, "other"); !errors.Is(err, ledger.ErrBusy) {
+		t.Errorf("another job before the lease lapses: %v, want busy", err)
+	}
+	clk.advance(2 * time.Minute)
+	lk3, err := b.LockResource(ctx, res, "other")
+	if err != nil || lk3.Record.LastSeq != 7 {
+		t.Errorf("after the lease: %+v, %v; want the lock with last seq 7", lk3, err)
+	}
+	if err := a.UnlockResource(ctx, held, 9); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("the lapsed holder unlocking: %v, want ErrLost", err)
+	}
+}
+
+func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
+	t.Parallel()
+	a, b, _ := setup(t)
+	ctx := context.Background()
+	if _, err := a.ClaimJob(ctx, "stranded"); err != nil {
+		t.Fatal(err)
+	}
+	failed := jobs.Result{JobID: "stranded", Status: jobs.StatusFailed, Error: &jobs.ResultError{Code: "retries_exhausted"}}
+	rec, err := b.Settle(ctx, "stranded", failed)
+	if err != nil || rec.State != ledger.StateFinal || rec.Result.Status != jobs.StatusFailed || rec.Attempts != 1 {
+		t.Fatalf("settle: %+v, %v; want final, failed, its 1 attempt kept", rec, err)
+	}
+	// A job that did finish keeps its own result.
+	done, err := a.ClaimJob(ctx, "done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Finish(ctx, done, jobs.Result{JobID: "done", Status: jobs.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := b.Settle(ctx, "done", failed); err != nil || rec.Result.Status != jobs.StatusSucceeded {
+		t.Errorf("settling a finished job: %+v, %v; want its succeeded result kept", rec, err)
+	}
+	if _, err := a.Job(ctx, "never-seen"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("an unknown job: %v, want ErrNotFound", err)
+	}
+}
