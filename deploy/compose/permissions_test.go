@@ -1,0 +1,374 @@
+// Package compose holds the Docker Compose stack (docker-compose.yml) and the
+// test of the NATS users it ships (nats.conf, nats-auth.conf): the files are
+// not Go, the test is.
+package compose_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
+)
+
+// The users of nats-auth.conf, with the Compose passwords.
+var (
+	workerUser   = account{"apiops-worker", "compose-worker-password"}
+	workerNPUser = account{"apiops-worker-np", "compose-worker-np-password"}
+	producerUser = account{"apiops-producer", "compose-producer-password"}
+	adminUser    = account{"apiops-admin", "compose-admin-password"}
+)
+
+type account struct{ user, password string }
+
+const (
+	project  = "MyProject"
+	simToken = "permissions-test-token"
+)
+
+// TestShippedNATSUsersRunTheService starts nats-server from the shipped
+// nats.conf (with nats-auth.conf) and runs the service with its restricted
+// users: a real worker takes jobs as apiops-worker (provisioning at start-up)
+// or apiops-worker-np (--no-provision, topology provisioned by the admin), and
+// a producer publishes jobs, reads their results from APIOPS_RESULTS and from
+// the ledger as apiops-producer. Every path that uses its own JetStream API
+// subject runs: a job applied, the circuit breaker pausing the consumer while
+// Apinizer is down, and a stranded job handled from its advisory (read,
+// dead-lettered, deleted from the work queue). Any permissions violation the
+// server reports to a client fails the test with the subject.
+func TestShippedNATSUsersRunTheService(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		worker    account
+		provision bool
+	}{
+		{"a worker that provisions the topology", workerUser, true},
+		{"a worker with --no-provision", workerNPUser, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := runShippedServer(t)
+			violations := &violationLog{}
+			topo := streams.Config{AckWait: 5 * time.Second, MaxDeliver: 5}.WithDefaults()
+
+			// The admin provisions, as an operator would with the nats CLI;
+			// a provisioning worker then creates-or-updates the same objects.
+			_, adminJS := connect(t, srv, adminUser, violations)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := streams.Provision(ctx, adminJS, topo); err != nil {
+				t.Fatalf("admin provisions: %v", err)
+			}
+
+			sim := apinizertest.NewServer(apinizertest.Config{Token: simToken})
+			t.Cleanup(sim.Close)
+			sim.AddProject(project, "production")
+			for _, k := range []string{"applied", "during-outage", "stranded"} {
+				sim.AddKey(project, k)
+			}
+
+			_, workerJS := connect(t, srv, tc.worker, violations)
+			startWorker(t, ctx, workerJS, sim.URL, topo, tc.provision)
+
+			_, prodJS := connect(t, srv, producerUser, violations)
+			results, err := prodJS.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+			if err != nil {
+				t.Fatalf("producer watches results: %v", err)
+			}
+
+			// 1. A job applied end to end.
+			publish(t, ctx, prodJS, "applied")
+			expectResult(t, ctx, results, "applied", jobs.StatusSucceeded)
+			kv, err := prodJS.KeyValue(ctx, streams.LedgerBucket)
+			if err != nil {
+				t.Fatalf("producer opens the ledger: %v", err)
+			}
+			if rec, err := ledger.ReadJob(ctx, kv, "applied"); err != nil || rec.State != ledger.StateFinal {
+				t.Fatalf("producer reads the ledger: %+v, %v; want a final record", rec, err)
+			}
+
+			// 2. Apinizer down: the breaker pauses the jobs consumer, and the
+			// job waits for Apinizer to return.
+			sim.Stop()
+			publish(t, ctx, prodJS, "during-outage")
+			waitFor(t, 30*time.Second, "the breaker to pause the jobs consumer", func() bool {
+				info, err := adminConsumer(ctx, adminJS)
+				return err == nil && info.Paused
+			})
+			if err := sim.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			expectResult(t, ctx, results, "during-outage", jobs.StatusSucceeded)
+
+			// 3. A job the server gave up on: the admin holds the consumer
+			// so that no worker takes the job, and publishes the advisory
+			// the server would publish after max deliveries.
+			if _, err := adminJS.PauseConsumer(ctx, streams.Jobs, streams.Consumer, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			ack := publish(t, ctx, prodJS, "stranded")
+			adv, _ := json.Marshal(map[string]any{
+				"type": "io.nats.jetstream.advisory.v1.max_deliver", "stream": streams.Jobs, "consumer": streams.Consumer,
+				"stream_seq": ack.Sequence, "deliveries": topo.MaxDeliver,
+			})
+			if _, err := adminJS.Publish(ctx, streams.AdvisorySubjects[0], adv); err != nil {
+				t.Fatal(err)
+			}
+			expectResult(t, ctx, results, "stranded", jobs.StatusFailed)
+			waitFor(t, 10*time.Second, "the stranded job to leave the work queue and enter the dead-letter queue", func() bool {
+				jobsInfo, err1 := streamInfo(ctx, adminJS, streams.Jobs)
+				dlqInfo, err2 := streamInfo(ctx, adminJS, streams.DeadLetters)
+				return err1 == nil && err2 == nil && jobsInfo.State.Msgs == 0 && dlqInfo.State.Msgs == 1
+			})
+
+			// Still able to pull after the whole run.
+			if _, err := adminJS.ResumeConsumer(ctx, streams.Jobs, streams.Consumer); err != nil {
+				t.Fatal(err)
+			}
+			if v := violations.list(); len(v) > 0 {
+				t.Fatalf("permissions violations (add the subject to nats-auth.conf and say why in docs/deployment.md):\n%s", strings.Join(v, "\n"))
+			}
+		})
+	}
+}
+
+// TestUsersCannotStepOutsideTheirGrants checks the other side: a producer
+// cannot write the ledger or results, and a worker cannot touch other
+// streams or publish jobs.
+func TestUsersCannotStepOutsideTheirGrants(t *testing.T) {
+	t.Parallel()
+	srv := runShippedServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, adminJS := connect(t, srv, adminUser, &violationLog{})
+	if err := streams.Provision(ctx, adminJS, streams.Config{}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who     account
+		subject string
+	}{
+		{producerUser, "$KV.apiops_ledger.job.x"},
+		{producerUser, "apiops.results.key.delete"},
+		{producerUser, "$JS.API.STREAM.DELETE.APIOPS_JOBS"},
+		{producerUser, "$JS.API.CONSUMER.MSG.NEXT.APIOPS_JOBS.apiops-worker"},
+		{workerUser, "apiops.key.delete"},
+		{workerUser, "$JS.API.STREAM.DELETE.APIOPS_JOBS"},
+		{workerUser, "$JS.API.STREAM.PURGE.APIOPS_RESULTS"},
+		{workerNPUser, "$JS.API.STREAM.CREATE.APIOPS_JOBS"},
+		{workerNPUser, "$JS.API.CONSUMER.CREATE.APIOPS_JOBS.apiops-worker"},
+	} {
+		t.Run(tc.who.user+" may not publish to "+tc.subject, func(t *testing.T) {
+			v := &violationLog{}
+			nc, _ := connect(t, srv, tc.who, v)
+			if err := nc.Publish(tc.subject, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the server to refuse it", func() bool { return len(v.list()) > 0 })
+		})
+	}
+}
+
+// runShippedServer starts nats-server from nats.conf, as shipped, on a random
+// local port with its store in a temporary directory.
+func runShippedServer(t *testing.T) *server.Server {
+	t.Helper()
+	opts, err := server.ProcessConfigFile("nats.conf")
+	if err != nil {
+		t.Fatalf("load nats.conf: %v", err)
+	}
+	if len(opts.Users) == 0 {
+		t.Fatal("nats.conf defines no users")
+	}
+	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
+	opts.StoreDir = t.TempDir()
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
+}
+
+// violationLog collects the permissions violations reported to clients.
+type violationLog struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (v *violationLog) add(who string, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.errs = append(v.errs, who+": "+err.Error())
+}
+
+func (v *violationLog) list() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.errs)
+}
+
+func connect(t *testing.T, srv *server.Server, a account, v *violationLog) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(a.user, a.password),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				v.add(a.user, err)
+				t.Logf("%s: %v", a.user, err)
+			}
+		}))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", a.user, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// startWorker starts the worker as cmd/worker does: provision or verify, bind
+// the consumer, open the ledger, run.
+func startWorker(t *testing.T, ctx context.Context, js jetstream.JetStream, apinizerURL string, topo streams.Config, provision bool) {
+	t.Helper()
+	if provision {
+		if err := streams.Provision(ctx, js, topo); err != nil {
+			t.Fatalf("worker provisions: %v", err)
+		}
+	} else if err := streams.Verify(ctx, js); err != nil {
+		t.Fatalf("worker verifies the topology: %v", err)
+	}
+	cons, err := js.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		t.Fatalf("worker binds the consumer: %v", err)
+	}
+	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
+	if err != nil {
+		t.Fatalf("worker opens the ledger: %v", err)
+	}
+	led, err := ledger.New(kv, ledger.Config{Owner: "permissions-test", Lease: topo.AckWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := executor.New(executor.Config{
+		BaseURL: apinizerURL,
+		Token:   func() (string, error) { return simToken, nil },
+		Retry:   executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond, Multiplier: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{
+		AckWait:          topo.AckWait,
+		MaxDeliver:       topo.MaxDeliver,
+		FetchWait:        200 * time.Millisecond,
+		BreakerThreshold: 1,
+		ProbeInterval:    50 * time.Millisecond,
+		BacklogInterval:  100 * time.Millisecond,
+		RedeliveryDelay:  func(uint64) time.Duration { return 100 * time.Millisecond },
+		Ledger:           led,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics:          metrics.New(prometheus.NewRegistry()),
+	}, js, cons, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop within 30s")
+		}
+	})
+}
+
+func publish(t *testing.T, ctx context.Context, js jetstream.JetStream, key string) *jetstream.PubAck {
+	t.Helper()
+	ack, err := jobs.Publish(ctx, js, &jobs.KeyDelete{JobID: key, ProjectName: project, KeyName: key})
+	if err != nil {
+		t.Fatalf("producer publishes job %s: %v", key, err)
+	}
+	return ack
+}
+
+func expectResult(t *testing.T, ctx context.Context, results jetstream.Consumer, jobID string, want jobs.Status) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		msg, err := results.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			t.Fatalf("result of %s: %v", jobID, err)
+		}
+		var r jobs.Result
+		if err := json.Unmarshal(msg.Data(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.JobID != jobID {
+			continue
+		}
+		if r.Status != want {
+			t.Fatalf("job %s: %s (%+v), want %s", jobID, r.Status, r.Error, want)
+		}
+		return
+	}
+}
+
+func adminConsumer(ctx context.Context, js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
+	c, err := js.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}
+
+func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.Info(ctx)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Sprintf("timed out after %s waiting for %s", timeout, what))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
