@@ -110,7 +110,9 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	for {
 		// While Apinizer is down no new job is taken: it would only fail.
-		if err := w.breaker.waitClosed(ctx); err != nil {
+		// The select below may pick a free slot over a done ctx, so ctx is
+		// checked first: a stopping worker starts no new pull.
+		if err := w.breaker.waitClosed(ctx); err != nil || ctx.Err() != nil {
 			return
 		}
 		select {
