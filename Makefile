@@ -20,8 +20,8 @@ build:
 run:
 	$(GO) run ./cmd/worker --dev --samples --metrics-addr 127.0.0.1:9090
 
-## test: unit tests with the race detector, the Prometheus rule tests, then the integration suite (containers)
-test: test-unit test-rules
+## test: unit tests with the race detector, the Prometheus rule tests, the deployment files' tests, then the integration suite (containers)
+test: test-unit test-rules test-deploy
 	$(MAKE) test-integration
 
 ## test-unit: unit tests only, with the race detector
@@ -47,5 +47,6 @@ clean:
 	rm -rf $(BIN) $(DIST)
 
 include mk/images.mk
+include mk/deploy.mk
 include mk/observability.mk
 include mk/bench.mk
