@@ -74,7 +74,7 @@ func parseResponse(status int, header http.Header, body []byte) (Response, error
 		if code == "" {
 			code = statusFailure
 		}
-		return Response{}, &APIError{StatusCode: status, Code: code, Message: b.message()}
+		return Response{}, &APIError{StatusCode: status, Code: sanitize(code, maxCodeBytes), Message: b.message()}
 	case b.Success == nil && !strings.EqualFold(b.Status, statusSuccess):
 		return Response{}, &APIError{StatusCode: status, Code: "invalid_response", Message: "success body without success flag: " + excerpt(body)}
 	}
@@ -119,7 +119,7 @@ func parseError(status int, header http.Header, body []byte) *APIError {
 	if b, ok := decodeBody(body); ok {
 		switch {
 		case b.Error != "":
-			e.Code, e.Message = b.Error, b.message()
+			e.Code, e.Message = sanitize(b.Error, maxCodeBytes), b.message()
 		case strings.EqualFold(b.Status, statusFailure):
 			e.Code, e.Message = statusFailure, b.message()
 		}
@@ -243,6 +243,10 @@ func excerpt(body []byte) string {
 // sanitize makes s safe to put in an error message or a log line: valid
 // UTF-8, no control characters, whitespace collapsed, and at most max bytes
 // without splitting a character.
+// maxCodeBytes bounds an error code taken from a response: it ends up in
+// results, dead letters and logs.
+const maxCodeBytes = 128
+
 func sanitize(s string, max int) string {
 	s = strings.ToValidUTF8(s, "")
 	s = strings.Map(func(r rune) rune {

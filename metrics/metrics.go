@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +19,16 @@ import (
 
 const namespace = "apiops"
 
+// maxEnvironments bounds the environment label's values: the names come
+// from Apinizer's answers, and a misbehaving server must not be able to
+// create series without end. Further names are counted as "other".
+const maxEnvironments = 64
+
 // Metrics holds the worker's collectors.
 type Metrics struct {
+	envMu sync.Mutex
+	envs  map[string]bool
+
 	jobsFinished     *prometheus.CounterVec
 	jobDuration      *prometheus.HistogramVec
 	envDeployments   *prometheus.CounterVec
@@ -41,6 +50,7 @@ type Metrics struct {
 // the caller registers the Go and process collectors.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		envs: make(map[string]bool),
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jobs_finished_total",
 			Help: "Jobs that reached a final state, by operation and status (succeeded, partial, failed, superseded).",
@@ -145,13 +155,32 @@ func (m *Metrics) JobFinished(r jobs.Result, d time.Duration) {
 		return
 	}
 	for _, e := range r.DeploymentResult.EnvironmentResults {
+		env := m.environment(e.EnvironmentName)
 		outcome := "success"
 		if !e.Success {
 			outcome = "failure"
-			m.envFailures.WithLabelValues(op, e.EnvironmentName).Inc()
+			m.envFailures.WithLabelValues(op, env).Inc()
 		}
-		m.envDeployments.WithLabelValues(op, e.EnvironmentName, outcome).Inc()
+		m.envDeployments.WithLabelValues(op, env, outcome).Inc()
 	}
+}
+
+// environment returns the label value for an environment name: the name,
+// while fewer than maxEnvironments names have been seen and it is a
+// plausible name, else "other".
+func (m *Metrics) environment(name string) string {
+	if len(name) == 0 || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return "other"
+	}
+	m.envMu.Lock()
+	defer m.envMu.Unlock()
+	if !m.envs[name] {
+		if len(m.envs) >= maxEnvironments {
+			return "other"
+		}
+		m.envs[name] = true
+	}
+	return name
 }
 
 // Retry counts one retry of an operation for a reason.

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -462,4 +463,23 @@ func histograms(t *testing.T, reg prometheus.Gatherer, name string) []histogram 
 		}
 	}
 	return out
+}
+
+func TestEnvironmentLabelsAreBounded(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	var envs []jobs.EnvironmentResult
+	for i := range 100 {
+		envs = append(envs, jobs.EnvironmentResult{EnvironmentName: fmt.Sprintf("env-%03d", i), Success: false})
+	}
+	envs = append(envs, jobs.EnvironmentResult{EnvironmentName: "bad\nname", Success: false})
+	m.JobFinished(jobs.Result{Subject: jobs.SubjectKeyDelete, Status: jobs.StatusPartial, DeploymentResult: &jobs.DeploymentResult{EnvironmentResults: envs}}, time.Second)
+	got, err := testutil.GatherAndCount(reg, "apiops_environment_deployment_failures_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 65 { // 64 names and "other"
+		t.Errorf("%d failure series for 101 environment names, want 65 (64 and \"other\")", got)
+	}
 }

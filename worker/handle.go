@@ -23,6 +23,10 @@ import (
 // that a job cancelled at shutdown can still record, publish and nak.
 const settleTimeout = 10 * time.Second
 
+// maxRetryAfter caps the delay a Retry-After can ask for before a job is
+// tried again.
+const maxRetryAfter = 5 * time.Minute
+
 // traceHeader is the W3C trace context header carried from the job message
 // to the Apinizer request and the result message.
 const traceHeader = "traceparent"
@@ -414,7 +418,9 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 	default:
 		delay := w.cfg.RedeliveryDelay(d.delivered)
 		if errors.As(err, &apiErr) && apiErr.RetryAfter > delay {
-			delay = apiErr.RetryAfter
+			// Honoured, but not to the point where a proxy's Retry-After
+			// parks a job for days.
+			delay = min(apiErr.RetryAfter, maxRetryAfter)
 		}
 		d.log.Info("job will be retried", "attempts", attempts, "delay", delay, "err", err)
 		return fate{action: retry, delay: delay, reason: retryReason(err)}
