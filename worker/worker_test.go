@@ -431,3 +431,37 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestTraceContextReachesApinizerAndTheResult(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sim.AddKey(project, "traced")
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{})
+
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	msg, err := jobs.NewMsg(&jobs.KeyDelete{JobID: "traced", ProjectName: project, KeyName: "traced"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Header.Set("traceparent", traceparent)
+	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := rs.cons.Next(jetstream.FetchContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Headers().Get("traceparent"); got != traceparent {
+		t.Errorf("result traceparent %q, want %q", got, traceparent)
+	}
+	reqs := b.sim.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("Apinizer received %d requests, want 1", len(reqs))
+	}
+	if got := reqs[0].Header.Get("traceparent"); got != traceparent {
+		t.Errorf("Apinizer request traceparent %q, want %q", got, traceparent)
+	}
+}
