@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/capture"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -32,24 +32,6 @@ import (
 // leakToken is the Apinizer token of the redaction test: recognisable, so
 // that finding it anywhere is unambiguous.
 const leakToken = "TOKEN-7f3a9c-DO-NOT-LEAK"
-
-// lockedBuffer collects log output written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // errorRecorder wraps the executor and keeps every error string Execute
 // returns, in the forms a caller could print.
@@ -138,7 +120,7 @@ func TestRedactionFullWorkloadLeaksNeitherTokenNorCertificate(t *testing.T) {
 	sim.AddFault(apinizertest.Fault{PathPrefix: "/apiops/projects/MyProject/keys/flaky/", Times: 1,
 		Reply: apinizertest.ErrorReply(503, "service_unavailable", "upstream refused Bearer "+leakToken)})
 
-	logs := &lockedBuffer{}
+	logs := &capture.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec, reg := startRedactionWorker(t, b, sim, log)
 
@@ -303,7 +285,7 @@ func startRedactionWorker(t *testing.T, b *bundle, sim *apinizertest.Server, log
 }
 
 // collectArtefacts gathers everything the workload left behind.
-func collectArtefacts(t *testing.T, js jetstream.JetStream, logs *lockedBuffer, reg *prometheus.Registry, rec *errorRecorder) []artefact {
+func collectArtefacts(t *testing.T, js jetstream.JetStream, logs *capture.Buffer, reg *prometheus.Registry, rec *errorRecorder) []artefact {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,34 +18,16 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/capture"
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
 
-// syncBuffer is a bytes.Buffer safe for the NATS client's goroutines and
-// the worker's, which log concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // captureLogger logs everything, debug included, to the returned buffer.
-func captureLogger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func captureLogger() (*slog.Logger, *capture.Buffer) {
+	buf := &capture.Buffer{}
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
@@ -400,7 +380,7 @@ func TestAuthWorkerBinaryRunsAgainstAnAuthenticatedServerAndPicksUpARotatedToken
 		"WORKER_ACK_WAIT":     "5s",
 		"WORKER_LEASE":        "10s",
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr capture.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiops-worker/apiops-worker/internal/capture"
 )
 
 // TestDevRunPrintsSixSampleResultsAndStopsCleanly is `make run`: the
@@ -13,7 +15,7 @@ import (
 func TestDevRunPrintsSixSampleResultsAndStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr capture.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dev", "--samples", "--metrics-addr", "127.0.0.1:0", "--dev-data-dir", t.TempDir()},
