@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -155,7 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		// A half-open connection still says connected: readiness asks the
 		// server for a round trip.
-		Handler: routes(reg, func() bool {
+		Handler: routes(reg, cfg.pprof, func() bool {
 			return nc.IsConnected() && w.Ready() && nc.FlushTimeout(time.Second) == nil
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -188,9 +189,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // routes serves the metrics of reg and the health endpoints: /healthz says
-// the process is alive, /readyz that it is connected and consuming.
-func routes(reg *prometheus.Registry, ready func() bool) http.Handler {
+// the process is alive, /readyz that it is connected and consuming; with
+// withPprof also Go's profiles.
+func routes(reg *prometheus.Registry, withPprof bool, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
