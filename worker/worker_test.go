@@ -3,11 +3,9 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +19,8 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
-	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
-	"github.com/apiops-worker/apiops-worker/ledger"
-	"github.com/apiops-worker/apiops-worker/metrics"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -42,118 +38,52 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	project = "MyProject"
-	token   = "test-token"
+	project = workertest.Project
+	token   = workertest.Token
 )
 
 // bundle is what a worker test works with: a real JetStream server, the
 // Apinizer simulator and the means to start real workers on them.
 type bundle struct {
-	js   jetstream.JetStream
-	nc   *nats.Conn
-	sim  *apinizertest.Server
-	pem  string
-	topo streams.Config
+	js    jetstream.JetStream
+	nc    *nats.Conn
+	sim   *apinizertest.Server
+	pem   string
+	topo  streams.Config
+	stack *workertest.Stack
 }
 
 func setup(t *testing.T, configure ...func(*server.Options)) *bundle {
 	t.Helper()
-	srv := natstest.RunServer(t, configure...)
-	nc, js := natstest.Connect(t, srv)
-	topo := streams.Config{AckWait: 3 * time.Second, MaxDeliver: 5, DuplicateWindow: time.Minute}.WithDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := streams.Provision(ctx, js, topo); err != nil {
-		t.Fatal(err)
-	}
-	sim := apinizertest.NewServer(apinizertest.Config{Token: token})
-	t.Cleanup(sim.Close)
-	sim.AddProject(project, "production", "staging")
-	return &bundle{js: js, nc: nc, sim: sim, pem: newPEM(t), topo: topo}
+	st := workertest.Start(t, streams.Config{AckWait: 3 * time.Second, MaxDeliver: 5, DuplicateWindow: time.Minute}, configure...)
+	return &bundle{js: st.JS, nc: st.NC, sim: st.Sim, pem: newPEM(t), topo: st.Topology, stack: st}
 }
 
 type workerOpts struct {
 	concurrency int
-	noLedger    bool
 	retry       executor.RetryPolicy
 	grace       time.Duration
 	// wrap, if set, wraps the executor (to inject a panic).
 	wrap func(worker.Executor) worker.Executor
 }
 
-// startWorker runs a real worker until the returned stop function is called
-// or the test ends; stop returns Run's error.
+// startWorker runs a real worker, with fast redeliveries and probes and its
+// logs in the test's log, until the returned stop function is called or the
+// test ends; stop returns Run's error.
 func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg *prometheus.Registry) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := b.js.Consumer(ctx, streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.retry == (executor.RetryPolicy{}) {
-		o.retry = executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2}
-	}
-	exec, err := executor.New(executor.Config{
-		BaseURL: b.sim.URL,
-		Token:   func() (string, error) { return token, nil },
-		Retry:   o.retry,
+	return b.stack.StartWorker(t, workertest.Worker{
+		Config: worker.Config{
+			Concurrency:     o.concurrency,
+			ShutdownGrace:   o.grace,
+			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
+			Logger:          testLogger(t),
+			ProbeInterval:   20 * time.Millisecond,
+		},
+		Retry: o.retry,
+		Lease: 2 * b.topo.AckWait,
+		Wrap:  o.wrap,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex worker.Executor = exec
-	if o.wrap != nil {
-		ex = o.wrap(exec)
-	}
-	var led *ledger.Ledger
-	if !o.noLedger {
-		kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if led, err = ledger.New(kv, ledger.Config{Owner: t.Name() + time.Now().String(), Lease: b.topo.AckWait * 2}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reg = prometheus.NewRegistry()
-	w, err := worker.New(worker.Config{
-		Concurrency:     o.concurrency,
-		AckWait:         b.topo.AckWait,
-		MaxDeliver:      b.topo.MaxDeliver,
-		ShutdownGrace:   o.grace,
-		FetchWait:       500 * time.Millisecond,
-		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
-		Ledger:          led,
-		Logger:          testLogger(t),
-		ProbeInterval:   20 * time.Millisecond,
-		Metrics:         metrics.New(reg),
-	}, b.js, cons, ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stopRun := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			stopRun()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("worker did not stop within 30s")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return stop, reg
 }
 
 // results collects results from the results stream.

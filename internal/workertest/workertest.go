@@ -6,8 +6,10 @@ package workertest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,10 +72,15 @@ type Worker struct {
 	Registry *prometheus.Registry
 	// NoLedger turns bookkeeping off.
 	NoLedger bool
+	// Lease is the ledger lease. Default: the ack wait.
+	Lease time.Duration
+	// Wrap, if set, wraps the executor (to inject a fault into it).
+	Wrap func(worker.Executor) worker.Executor
 }
 
-// StartWorker runs a worker until the test ends.
-func (s *Stack) StartWorker(tb testing.TB, o Worker) *prometheus.Registry {
+// StartWorker runs a worker until stop is called or the test ends; stop
+// returns Run's error. reg holds the worker's metrics.
+func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *prometheus.Registry) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,32 +115,48 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) *prometheus.Registry {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(o.Registry)
 	}
+	if o.Lease == 0 {
+		o.Lease = cfg.AckWait
+	}
 	if cfg.Ledger == nil && !o.NoLedger {
 		kv, err := s.JS.KeyValue(ctx, streams.LedgerBucket)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if cfg.Ledger, err = ledger.New(kv, ledger.Config{Owner: tb.Name() + "-" + time.Now().Format(time.RFC3339Nano), Lease: cfg.AckWait}); err != nil {
+		if cfg.Ledger, err = ledger.New(kv, ledger.Config{Owner: tb.Name() + "-" + time.Now().Format(time.RFC3339Nano), Lease: o.Lease}); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	w, err := worker.New(cfg, s.JS, cons, exec)
+	var ex worker.Executor = exec
+	if o.Wrap != nil {
+		ex = o.Wrap(exec)
+	}
+	w, err := worker.New(cfg, s.JS, cons, ex)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(context.Background())
+	runCtx, cancelRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
-	tb.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("worker: %v", err)
+	var (
+		once   sync.Once
+		runErr error
+	)
+	stop = func() error {
+		once.Do(func() {
+			cancelRun()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = errors.New("workertest: worker did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			tb.Error("worker did not stop within 30s")
+		})
+		return runErr
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("worker: %v", err)
 		}
 	})
-	return o.Registry
+	return stop, o.Registry
 }
