@@ -8,11 +8,15 @@ PROM_DIR       ?= deploy/prometheus
 
 .PHONY: test-rules check-promtool
 
+# promtool comes from Debian's prometheus package; installed here when missing, as on a fresh
+# machine `make test` must work by itself (sudo when not root).
 check-promtool:
 	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
-		echo "$(PROMTOOL) not found: install Debian's prometheus package" >&2; \
-		echo "  (apt-get install --no-install-recommends prometheus), or set PROMTOOL=/path/to/promtool" >&2; \
-		exit 1; }
+		echo "$(PROMTOOL) not found: installing Debian's prometheus package" >&2; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends prometheus; }
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
+		echo "$(PROMTOOL) still not found: install Debian's prometheus package, or set PROMTOOL=/path/to/promtool" >&2; exit 1; }
 
 ## test-rules: promtool check config and rules, then promtool test rules (every alert fires and clears)
 test-rules: check-promtool
