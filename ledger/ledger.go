@@ -135,9 +135,6 @@ func New(kv jetstream.KeyValue, cfg Config) (*Ledger, error) {
 	return &Ledger{kv: boundedKV{cfg.Timeout, kv}, owner: cfg.Owner, lease: cfg.Lease, now: cfg.Now}, nil
 }
 
-// Lease is how long a claim stays valid without renewal.
-func (l *Ledger) Lease() time.Duration { return l.lease }
-
 // JobClaim is a job record held by this worker, or a final one.
 type JobClaim struct {
 	Record JobRecord
