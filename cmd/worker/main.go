@@ -135,6 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	defer exec.CloseIdleConnections()
 	w, err := worker.New(worker.Config{
 		Concurrency:   cfg.concurrency,
 		AckWait:       cfg.ackWait,
