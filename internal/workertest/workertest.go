@@ -135,6 +135,12 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return Run(tb, w), o.Registry
+}
+
+// Run runs w until stop is called or the test ends; stop returns Run's
+// error, and a worker that does not stop within 30s fails the test.
+func Run(tb testing.TB, w *worker.Worker) (stop func() error) {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
@@ -158,5 +164,5 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 			tb.Errorf("worker: %v", err)
 		}
 	})
-	return stop, o.Registry
+	return stop
 }
