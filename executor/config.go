@@ -84,6 +84,22 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// CheckBaseURL reports, as ErrInvalidConfig, what makes raw unusable as
+// Apinizer's base URL: not an absolute http(s) URL, user info, a query or
+// fragment, or plain http to a host that is not loopback (the token would
+// cross the network in clear text) unless allowInsecureHTTP. New applies
+// it; configuration front ends call it to name their own setting.
+func CheckBaseURL(raw string, allowInsecureHTTP bool) error {
+	base, err := parseBaseURL(raw)
+	if err != nil {
+		return err
+	}
+	if base.Scheme == "http" && !allowInsecureHTTP && !isLoopback(base.Hostname()) {
+		return fmt.Errorf("%w: %s is plain http to a host that is not loopback, which would send the token in clear text: use https, or allow insecure http explicitly", ErrInvalidConfig, base.Redacted())
+	}
+	return nil
+}
+
 // isLoopback reports whether host names this machine: localhost or an
 // address in 127.0.0.0/8 or ::1.
 func isLoopback(host string) bool {
@@ -99,12 +115,8 @@ func (c Config) validate() error {
 	if c.BaseURL == "" {
 		return fmt.Errorf("%w: BaseURL is required", ErrInvalidConfig)
 	}
-	base, err := parseBaseURL(c.BaseURL)
-	if err != nil {
+	if err := CheckBaseURL(c.BaseURL, c.AllowInsecureHTTP); err != nil {
 		return err
-	}
-	if base.Scheme == "http" && !c.AllowInsecureHTTP && !isLoopback(base.Hostname()) {
-		return fmt.Errorf("%w: BaseURL %s is plain http to a host that is not loopback: use https, or allow insecure http explicitly", ErrInvalidConfig, base.Redacted())
 	}
 	if c.TLS != nil && c.TLS.InsecureSkipVerify {
 		return fmt.Errorf("%w: TLS certificate verification cannot be turned off", ErrInvalidConfig)

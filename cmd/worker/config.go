@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/apiops-worker/apiops-worker/executor"
 )
 
 // config is the worker's configuration: every setting has an environment
@@ -170,13 +170,10 @@ func (c config) validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
 	}
 	if !c.dev {
-		switch u, err := url.Parse(c.apinizerURL); {
-		case c.apinizerURL == "":
+		if c.apinizerURL == "" {
 			bad("APINIZER_URL", "required (or run with --dev for the simulator)")
-		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			bad("APINIZER_URL", "%q is not an http(s) URL", c.apinizerURL)
-		case u.Scheme == "http" && !c.allowInsecureHTTP && !isLoopback(u.Hostname()):
-			bad("APINIZER_URL", "plain http to %s would send the token in clear text: use https, or set APINIZER_ALLOW_INSECURE_HTTP=true on an isolated test network", u.Hostname())
+		} else if err := executor.CheckBaseURL(c.apinizerURL, c.allowInsecureHTTP); err != nil {
+			bad("APINIZER_URL", "%v (APINIZER_ALLOW_INSECURE_HTTP=true allows plain http on an isolated test network)", err)
 		}
 		if c.apinizerToken == "" && c.apinizerTokenFile == "" {
 			bad("APINIZER_TOKEN", "required, or APINIZER_TOKEN_FILE")
@@ -240,11 +237,6 @@ func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(strings.ToUpper(s)))
 	return l, err
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // apinizerTLS is the TLS configuration for Apinizer: the system roots or the
