@@ -62,9 +62,9 @@ type fate struct {
 	delay  time.Duration
 	reason string
 	result *jobs.Result
-	// fresh is false when result is a stored one being republished, so it is
-	// not counted twice.
-	fresh bool
+	// republished says result is a stored one being published again: it
+	// was counted when it was first made.
+	republished bool
 	// applied reports that Apinizer applied the change.
 	applied bool
 	// dlqReason, for giveUp, is the dead-letter reason; deadLettered says
@@ -152,7 +152,7 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 		}
 		if claim.Record.State == ledger.StateFinal {
 			d.log.Info("job already final, republishing its result", "status", claim.Record.Result.Status)
-			return fate{action: ack, result: claim.Record.Result}
+			return fate{action: ack, result: claim.Record.Result, republished: true}
 		}
 		d.started = claim.Record.StartedAt
 		d.log = d.log.With("attempt", claim.Record.Attempts)
@@ -167,7 +167,7 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 			r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Prior, nil, nil)
 			r.SupersededBy = lock.Record.LastJobID
 			d.log.Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
-			f = fate{action: ack, result: &r, fresh: true}
+			f = fate{action: ack, result: &r}
 		} else {
 			f = w.apply(ctx, d, h)
 		}
@@ -399,22 +399,22 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 		if resp.AlreadyGone {
 			d.log.Info("resource already gone after an earlier attempt; the delete took effect")
 		}
-		return fate{action: ack, result: &r, fresh: true, applied: true}
+		return fate{action: ack, result: &r, applied: true}
 	case errors.Is(err, ledger.ErrLost):
 		return fate{action: abandon}
 	case errors.As(err, &panicEr):
 		r := d.result(now, jobs.StatusFailed, attempts, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while applying the job"})
-		return fate{action: giveUp, result: &r, fresh: true, reason: codePanic, dlqReason: dlq.ReasonPanic}
+		return fate{action: giveUp, result: &r, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	case errors.Is(err, executor.ErrPermanent):
 		r := d.result(now, jobs.StatusFailed, attempts, nil, resultError(err))
 		d.log.Warn("job failed permanently", "attempts", attempts, "err", err)
-		return fate{action: giveUp, result: &r, fresh: true, reason: r.Error.Code, dlqReason: dlq.ReasonPermanent}
+		return fate{action: giveUp, result: &r, reason: r.Error.Code, dlqReason: dlq.ReasonPermanent}
 	case d.delivered >= uint64(w.cfg.MaxDeliver):
 		re := resultError(err)
 		re.Code, re.Message = codeRetriesExhausted, fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, re.Message)
 		r := d.result(now, jobs.StatusFailed, attempts, nil, re)
 		d.log.Warn("job failed: out of deliveries", "attempts", attempts, "err", err)
-		return fate{action: giveUp, result: &r, fresh: true, reason: codeRetriesExhausted, dlqReason: dlq.ReasonMaxDeliveries}
+		return fate{action: giveUp, result: &r, reason: codeRetriesExhausted, dlqReason: dlq.ReasonMaxDeliveries}
 	default:
 		delay := w.cfg.RedeliveryDelay(d.delivered)
 		if errors.As(err, &apiErr) && apiErr.RetryAfter > delay {
@@ -440,7 +440,7 @@ func (w *Worker) invalid(d *delivery, err error) fate {
 	f := fate{action: giveUp, reason: code, dlqReason: dlq.ReasonInvalid}
 	if d.jobID != "" {
 		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: code, Message: err.Error()})
-		f.result, f.fresh = &r, true
+		f.result = &r
 	}
 	return f
 }
@@ -451,7 +451,7 @@ func (w *Worker) panicked(d *delivery, p any) fate {
 	f := fate{action: giveUp, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	if d.jobID != "" {
 		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while handling the job"})
-		f.result, f.fresh = &r, true
+		f.result = &r
 	}
 	return f
 }
@@ -482,7 +482,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
 				err = d.msg.NakWithDelay(w.cfg.RedeliveryDelay(d.delivered))
 				break
 			}
-			if f.fresh {
+			if !f.republished {
 				w.cfg.Metrics.JobFinished(*f.result, w.cfg.Now().Sub(d.started))
 				d.log.Info("job finished", "status", f.result.Status, "attempts", f.result.Attempts)
 			}
