@@ -17,6 +17,7 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -73,7 +74,7 @@ func TestDuplicatesApplyOnce(t *testing.T) {
 	}
 	// Every copy is settled once the jobs stream is empty; only then are the
 	// counts final.
-	waitFor(t, 30*time.Second, "every copy to be settled", func() bool { return b.streamMsgs(t, streams.Jobs) == 0 })
+	poll.Until(t, 30*time.Second, "every copy to be settled", func() bool { return b.streamMsgs(t, streams.Jobs) == 0 })
 	if calls := len(b.sim.Requests()); calls != n {
 		t.Errorf("simulator received %d calls, want exactly %d", calls, n)
 	}
@@ -222,7 +223,7 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	b.publish(t, all...)
 
 	const inFlight = 8 // the child's concurrency
-	waitFor(t, 30*time.Second, "the child to have calls in flight", func() bool { return len(b.sim.Requests()) >= inFlight })
+	poll.Until(t, 30*time.Second, "the child to have calls in flight", func() bool { return len(b.sim.Requests()) >= inFlight })
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
@@ -73,7 +74,7 @@ func TestOutageLongerThanTheRetryBudgetLosesNothing(t *testing.T) {
 	budget := time.Second // the retry policy's MaxElapsedTime in startWorker
 	_, reg := b.startWorker(t, workerOpts{concurrency: 8})
 
-	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return gauge(t, reg, "apiops_circuit_breaker_state") >= 1 })
+	poll.Until(t, 20*time.Second, "the breaker to open", func() bool { return gauge(t, reg, "apiops_circuit_breaker_state") >= 1 })
 	// The outage lasts three retry budgets: long enough that a worker
 	// without a breaker would spend deliveries on it.
 	outage := time.NewTimer(3 * budget)
@@ -173,7 +174,7 @@ func TestPoisonInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	if r := rs.next(t, 1, 20*time.Second)["after-poison"]; r.Status != jobs.StatusSucceeded {
 		t.Errorf("the job after the poison: %s, want succeeded", r.Status)
 	}
-	waitFor(t, 10*time.Second, "three dead letters", func() bool { return b.streamMsgs(t, streams.DeadLetters) == 3 })
+	poll.Until(t, 10*time.Second, "three dead letters", func() bool { return b.streamMsgs(t, streams.DeadLetters) == 3 })
 	for _, d := range deadLetters(t, b) {
 		if d.Reason != dlq.ReasonInvalid {
 			t.Errorf("%s: reason %s, want %s", d.Subject, d.Reason, dlq.ReasonInvalid)
@@ -257,7 +258,7 @@ func TestJobThatKillsEveryWorkerEndsInTheDeadLetterQueue(t *testing.T) {
 	got := rs.next(t, normal, 30*time.Second)
 	kills := 0
 	for seen := 0; ; {
-		waitFor(t, 30*time.Second, "the deadly call or its dead letter", func() bool {
+		poll.Until(t, 30*time.Second, "the deadly call or its dead letter", func() bool {
 			return deadlyCalls() > seen || b.streamMsgs(t, streams.DeadLetters) > 0
 		})
 		seen = deadlyCalls()

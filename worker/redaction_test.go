@@ -21,6 +21,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/capture"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -175,7 +176,7 @@ func TestRedactionFullWorkloadLeaksNeitherTokenNorCertificate(t *testing.T) {
 	if r := got["r-cursed"]; r.Error == nil || r.Error.Code != "worker_panic" {
 		t.Errorf("r-cursed: %+v, want worker_panic", r.Error)
 	}
-	waitFor(t, 10*time.Second, "four dead letters", func() bool { return b.streamMsgs(t, streams.DeadLetters) == 4 })
+	poll.Until(t, 10*time.Second, "four dead letters", func() bool { return b.streamMsgs(t, streams.DeadLetters) == 4 })
 
 	// The search is not vacuous: the token reached Apinizer, the
 	// certificate was uploaded and is kept in the certificate jobs' dead

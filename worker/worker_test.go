@@ -19,6 +19,7 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
@@ -311,7 +312,7 @@ func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
 
 	b.publish(t, &jobs.KeyDelete{JobID: "in-flight", ProjectName: project, KeyName: "slow-key"})
 	// MaxInFlight has an entry once a request for the resource has begun.
-	waitFor(t, 10*time.Second, "the simulator to receive the call", func() bool { return len(b.sim.MaxInFlight()) > 0 })
+	poll.Until(t, 10*time.Second, "the simulator to receive the call", func() bool { return len(b.sim.MaxInFlight()) > 0 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -321,22 +322,6 @@ func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
 	}
 	if n := b.streamMsgs(t, streams.Jobs); n != 0 {
 		t.Errorf("jobs stream holds %d messages after shutdown, want 0 (acknowledged)", n)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -111,7 +111,7 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 			// job waits for Apinizer to return.
 			sim.Stop()
 			publish(t, ctx, prodJS, "during-outage")
-			waitFor(t, 30*time.Second, "the breaker to pause the jobs consumer", func() bool {
+			poll.Until(t, 30*time.Second, "the breaker to pause the jobs consumer", func() bool {
 				info, err := adminConsumer(ctx, adminJS)
 				return err == nil && info.Paused
 			})
@@ -135,7 +135,7 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 				t.Fatal(err)
 			}
 			expectResult(t, ctx, results, "stranded", jobs.StatusFailed)
-			waitFor(t, 10*time.Second, "the stranded job to leave the work queue and enter the dead-letter queue", func() bool {
+			poll.Until(t, 10*time.Second, "the stranded job to leave the work queue and enter the dead-letter queue", func() bool {
 				jobsInfo, err1 := streamInfo(ctx, adminJS, streams.Jobs)
 				dlqInfo, err2 := streamInfo(ctx, adminJS, streams.DeadLetters)
 				return err1 == nil && err2 == nil && jobsInfo.State.Msgs == 0 && dlqInfo.State.Msgs == 1
@@ -184,7 +184,7 @@ func TestUsersCannotStepOutsideTheirGrants(t *testing.T) {
 			if err := nc.Publish(tc.subject, []byte("{}")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "the server to refuse it", func() bool { return len(v.list()) > 0 })
+			poll.Until(t, 5*time.Second, "the server to refuse it", func() bool { return len(v.list()) > 0 })
 		})
 	}
 }
@@ -348,15 +348,4 @@ func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jets
 		return nil, err
 	}
 	return s.Info(ctx)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("timed out after %s waiting for %s", timeout, what))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

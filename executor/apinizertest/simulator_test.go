@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 )
 
 func TestMain(m *testing.M) {
@@ -473,7 +474,7 @@ func TestStopReleasesHangingRequests(t *testing.T) {
 		_, _, err := send(context.Background(), t, s, call{method: "DELETE", path: "/apiops/projects/MyProject/keys/my-key/"})
 		done <- err
 	}()
-	waitFor(t, func() bool { return len(s.Requests()) == 1 })
+	poll.Until(t, 5*time.Second, "the request to arrive", func() bool { return len(s.Requests()) == 1 })
 	s.Stop()
 	select {
 	case err := <-done:
@@ -499,7 +500,7 @@ func TestConcurrencyTracking(t *testing.T) {
 	} {
 		wg.Go(func() { _, _, _ = send(ctx, t, s, call{method: "DELETE", path: path}) })
 	}
-	waitFor(t, func() bool { return len(s.Requests()) == 3 })
+	poll.Until(t, 5*time.Second, "three requests to arrive", func() bool { return len(s.Requests()) == 3 })
 	cancel()
 	wg.Wait()
 	want := map[string]int{"credential/MyProject/api-user": 2, "key/MyProject/my-key": 1}
@@ -528,21 +529,6 @@ func TestStateSnapshot(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, s.State()); diff != "" {
 		t.Errorf("State (-want +got):\n%s", diff)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 5s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatal("condition not met within 5s")
-		case <-tick.C:
-		}
 	}
 }
 
@@ -583,5 +569,5 @@ func TestHoldAnswerAppliesTheChangeEvenWhenTheClientGivesUp(t *testing.T) {
 	if s.KeyExists("MyProject", "my-key") {
 		t.Error("the key still exists: the held answer did not apply the change first")
 	}
-	waitFor(t, func() bool { return len(s.MaxInFlight()) > 0 && s.Requests()[0].Status == 0 })
+	poll.Until(t, 5*time.Second, "the held request to end unanswered", func() bool { return len(s.MaxInFlight()) > 0 && s.Requests()[0].Status == 0 })
 }
