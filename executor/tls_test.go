@@ -54,15 +54,7 @@ func TestHTTPSWithAPrivateCAAndAClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvCert, srvKey, err := ca.Issue("apinizer", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cliCert, cliKey, err := ca.Issue("apiops-worker")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverPair, err := tls.X509KeyPair(srvCert, srvKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +65,9 @@ func TestHTTPSWithAPrivateCAAndAClientCertificate(t *testing.T) {
 	sim := apinizertest.New(apinizertest.Config{Token: "t"})
 	sim.AddProject("P", "production")
 	srv := httptest.NewUnstartedServer(sim)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	if srv.TLS, err = ca.MutualTLSServer("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 

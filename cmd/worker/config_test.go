@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net/http/httptest"
@@ -301,16 +300,16 @@ func TestConfigApinizerTLSWithAPrivateCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvCert, srvKey, _ := ca.Issue("apinizer", "127.0.0.1")
-	cliCert, cliKey, _ := ca.Issue("apiops-worker")
-	pair, err := tls.X509KeyPair(srvCert, srvKey)
+	cliCert, cliKey, err := ca.Issue("apiops-worker")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sim := apinizertest.New(apinizertest.Config{Token: "tls-token"})
 	sim.AddProject("P", "production")
 	srv := httptest.NewUnstartedServer(sim)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	if srv.TLS, err = ca.MutualTLSServer("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 

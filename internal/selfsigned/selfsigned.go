@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -122,4 +123,19 @@ func (ca *CA) Issue(commonName string, hosts ...string) (certPEM, keyPEM []byte,
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// MutualTLSServer is a server TLS configuration with a certificate the CA
+// issued for hosts, that requires every client to present a certificate the
+// CA issued.
+func (ca *CA) MutualTLSServer(hosts ...string) (*tls.Config, error) {
+	certPEM, keyPEM, err := ca.Issue("server", hosts...)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("selfsigned: server key pair: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}, nil
 }
