@@ -60,6 +60,11 @@ type options struct {
 	enqueueJobs   int
 	out           string
 	timeout       time.Duration
+	// workerProfile, when set, is where the worker's CPU profile during the
+	// zero-latency burn-down is written.
+	workerProfile string
+	// only, when set, names the scenarios to run (1, 2, 2b, 3, 4).
+	only map[string]bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.enqueueJobs, "enqueue-jobs", 50000, "jobs enqueue publishes")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON report, relative to the module root")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "longest wait for one scenario's results")
+	fs.StringVar(&o.workerProfile, "worker-profile", "", "write the worker's CPU profile of the zero-latency burn-down (scenario 2) to this file")
+	only := fs.String("only", "", "comma-separated scenarios to run (1, 2, 2b, 3, 4); default all")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,6 +92,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-latency-concurrency: %q is not 1 to 4096", f)
 		}
 		o.concurrencies = append(o.concurrencies, c)
+	}
+
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, f := range strings.Split(*only, ",") {
+			switch f = strings.TrimSpace(f); f {
+			case "1", "2", "2b", "3", "4":
+				o.only[f] = true
+			default:
+				return fmt.Errorf("-only: unknown scenario %q (want 1, 2, 2b, 3 or 4)", f)
+			}
+		}
 	}
 
 	root, err := moduleRoot()
@@ -100,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{tmp: tmp, self: self, timeout: o.timeout, log: stderr,
+	b := &bench{tmp: tmp, self: self, timeout: o.timeout, log: stderr, workerProfile: o.workerProfile,
 		workerBin: filepath.Join(tmp, "bin", "worker"), enqueueBin: filepath.Join(tmp, "bin", "enqueue")}
 	fmt.Fprintln(stderr, "bench: building cmd/worker and cmd/enqueue")
 	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(tmp, "bin")+"/", "./cmd/worker", "./cmd/enqueue")
@@ -122,41 +141,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "bench:   done in %s\n", time.Since(t0).Round(time.Millisecond))
 		return ctx.Err()
 	}
-	steps := []struct {
-		name string
-		f    func() error
-	}{
-		{fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
+	type scenario struct {
+		id, name string
+		f        func() error
+	}
+	steps := []scenario{
+		{"1", fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
 			rep.Baseline, err = b.burnDown(ctx, "baseline", o.jobs, o.concurrency, 0)
 			return err
 		}},
-		{fmt.Sprintf("2. worker, zero latency, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
+		{"2", fmt.Sprintf("2. worker, zero latency, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
 			rep.ZeroLatency, err = b.burnDown(ctx, "worker", o.jobs, o.concurrency, 0)
 			return err
 		}},
-		{fmt.Sprintf("2b. worker, zero latency, paced %.0f jobs/s for %s", o.pacedRate, o.pacedFor), func() (err error) {
+		{"2b", fmt.Sprintf("2b. worker, zero latency, paced %.0f jobs/s for %s", o.pacedRate, o.pacedFor), func() (err error) {
 			rep.Paced, err = b.pacedLoad(ctx, int(o.pacedRate*o.pacedFor.Seconds()), o.concurrency, o.pacedRate)
 			return err
 		}},
 	}
 	for _, c := range o.concurrencies {
-		steps = append(steps, struct {
-			name string
-			f    func() error
-		}{fmt.Sprintf("3. worker, %s latency, %d jobs, concurrency %d", o.latency, o.latencyJobs, c), func() error {
+		steps = append(steps, scenario{"3", fmt.Sprintf("3. worker, %s latency, %d jobs, concurrency %d", o.latency, o.latencyJobs, c), func() error {
 			r, err := b.burnDown(ctx, "worker", o.latencyJobs, c, o.latency)
 			rep.Latency = append(rep.Latency, r)
 			return err
 		}})
 	}
-	steps = append(steps, struct {
-		name string
-		f    func() error
-	}{fmt.Sprintf("4. enqueue publish, %d jobs", o.enqueueJobs), func() (err error) {
+	steps = append(steps, scenario{"4", fmt.Sprintf("4. enqueue publish, %d jobs", o.enqueueJobs), func() (err error) {
 		rep.Enqueue, err = b.enqueue(ctx, o.enqueueJobs)
 		return err
 	}})
 	for _, s := range steps {
+		if o.only != nil && !o.only[s.id] {
+			continue
+		}
 		if err := step(s.name, s.f); err != nil {
 			return err
 		}

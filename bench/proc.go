@@ -219,6 +219,29 @@ func (p *proc) sampleGoroutines(interval time.Duration) {
 	}
 }
 
+// cpuProfile saves the worker's CPU profile over the next d (the worker
+// runs with WORKER_PPROF) to path.
+func (p *proc) cpuProfile(d time.Duration, path string) error {
+	client := &http.Client{Timeout: d + 10*time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.metricsAddr, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // measure reads CPU seconds since ready and peak RSS, before kill.
 func (p *proc) measure() (cpu float64, rss int64, err error) {
 	p.stopSampling()

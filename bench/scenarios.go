@@ -67,11 +67,13 @@ type bench struct {
 	enqueueBin string
 	timeout    time.Duration
 	log        io.Writer
+	// workerProfile: see options.workerProfile.
+	workerProfile string
 }
 
 // startConsumer starts the worker or the baseline consumer on s and waits
 // until it is ready to consume.
-func (b *bench) startConsumer(s *stack, kind string, concurrency int) (*proc, error) {
+func (b *bench) startConsumer(s *stack, kind string, concurrency int, profile bool) (*proc, error) {
 	switch kind {
 	case "worker":
 		addr, err := freeAddr()
@@ -85,6 +87,9 @@ func (b *bench) startConsumer(s *stack, kind string, concurrency int) (*proc, er
 			"METRICS_ADDR=" + addr,
 			"WORKER_CONCURRENCY=" + strconv.Itoa(concurrency),
 			"LOG_LEVEL=warn",
+		}
+		if profile {
+			env = append(env, "WORKER_PPROF=true")
 		}
 		p, err := start(b.tmp, "worker", b.workerBin, env, io.Discard)
 		if err != nil {
@@ -137,12 +142,24 @@ func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, l
 	}
 	defer w.stop()
 	selfCPU0, _ := cpuSeconds(os.Getpid())
-	p, err := b.startConsumer(s, kind, concurrency)
+	profile := kind == "worker" && latency == 0 && b.workerProfile != ""
+	p, err := b.startConsumer(s, kind, concurrency, profile)
 	if err != nil {
 		return out, err
 	}
 	defer p.kill()
+	var profiled chan error
+	if profile {
+		profiled = make(chan error, 1)
+		go func() { profiled <- p.cpuProfile(2*time.Second, b.workerProfile) }()
+	}
 	waitErr := w.wait(b.timeout)
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return out, fmt.Errorf("worker profile: %w", err)
+		}
+		fmt.Fprintf(b.log, "bench:   worker CPU profile in %s\n", b.workerProfile)
+	}
 	cpu, rss, err := p.measure()
 	if err != nil {
 		return out, err
@@ -195,7 +212,7 @@ func (b *bench) pacedLoad(ctx context.Context, n, concurrency int, rate float64)
 		return out, err
 	}
 	defer w.stop()
-	p, err := b.startConsumer(s, "worker", concurrency)
+	p, err := b.startConsumer(s, "worker", concurrency, false)
 	if err != nil {
 		return out, err
 	}

@@ -82,7 +82,32 @@ type delivery struct {
 	started   time.Time
 	job       jobs.Job
 	jobID     string
-	log       *slog.Logger
+
+	// The delivery's logger is built on first use: most jobs log nothing
+	// below warn, and a handler's With formats its attributes eagerly. The
+	// progress reporter logs too, hence the mutex.
+	logMu sync.Mutex
+	base  *slog.Logger
+	attrs []any
+	log   *slog.Logger
+}
+
+// with adds attributes to the delivery's log lines.
+func (d *delivery) with(args ...any) {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	d.attrs = append(d.attrs, args...)
+	d.log = nil
+}
+
+// logger returns the delivery's logger, carrying its attributes.
+func (d *delivery) logger() *slog.Logger {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	if d.log == nil {
+		d.log = d.base.With(d.attrs...)
+	}
+	return d.log
 }
 
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -94,7 +119,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if meta, err := msg.Metadata(); err == nil {
 		d.seq, d.delivered = meta.Sequence.Stream, meta.NumDelivered
 	}
-	d.log = w.log.With("subject", msg.Subject(), "stream_seq", d.seq, "delivery", d.delivered)
+	d.base = w.log
+	d.with("subject", msg.Subject(), "stream_seq", d.seq, "delivery", d.delivered)
 
 	f := w.processSafely(ctx, d)
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
@@ -120,7 +146,7 @@ func (w *Worker) process(ctx context.Context, d *delivery) fate {
 	}
 	d.job, d.jobID = job, job.ID()
 	res := job.Resource()
-	d.log = d.log.With("job_id", d.jobID, "project", res.Project)
+	d.with("job_id", d.jobID, "project", res.Project)
 
 	if w.cfg.Ledger == nil {
 		return w.keepingAlive(ctx, d, nil, func(ctx context.Context) fate { return w.apply(ctx, d, nil) })
@@ -133,10 +159,29 @@ func (w *Worker) process(ctx context.Context, d *delivery) fate {
 func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(context.Context) fate) fate {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { w.keepAlive(ctx, cancel, d, h) })
-	defer wg.Wait()
-	defer cancel()
+	// Most jobs finish long before the first progress report is due, so the
+	// reporting goroutine is only started when it is: a timer costs far
+	// less than a goroutine with a ticker per job.
+	var (
+		mu      sync.Mutex
+		stopped bool
+		wg      sync.WaitGroup
+	)
+	t := time.AfterFunc(w.cfg.AckWait/3, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			wg.Go(func() { w.keepAlive(ctx, cancel, d, h) })
+		}
+	})
+	defer func() {
+		cancel()
+		t.Stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		wg.Wait()
+	}()
 	return f(ctx)
 }
 
@@ -151,11 +196,11 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 			return w.ledgerBusy(d, err, "job_busy")
 		}
 		if claim.Record.State == ledger.StateFinal {
-			d.log.Info("job already final, republishing its result", "status", claim.Record.Result.Status)
+			d.logger().Info("job already final, republishing its result", "status", claim.Record.Result.Status)
 			return fate{action: ack, result: claim.Record.Result, republished: true}
 		}
 		d.started = claim.Record.StartedAt
-		d.log = d.log.With("attempt", claim.Record.Attempts)
+		d.with("attempt", claim.Record.Attempts)
 		h.claimed(claim)
 		lock, err := w.lockResource(ctx, d, h)
 		if err != nil {
@@ -166,7 +211,7 @@ func (w *Worker) applyOnce(ctx context.Context, d *delivery) fate {
 		if last := lock.Record.LastSeq; last > d.seq {
 			r := d.result(w.cfg.Now(), jobs.StatusSuperseded, claim.Prior, nil, nil)
 			r.SupersededBy = lock.Record.LastJobID
-			d.log.Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
+			d.logger().Info("job superseded by a newer job already applied", "superseded_by", r.SupersededBy, "last_seq", last)
 			f = fate{action: ack, result: &r}
 		} else {
 			f = w.apply(ctx, d, h)
@@ -186,19 +231,23 @@ func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, e
 }
 
 // retryBusy calls f until it does not fail with a *ledger.BusyError, backing
-// off from 20ms to 1s, for at most limit.
+// off from 20ms to 1s, for at most limit after the first busy answer.
 func retryBusy[T any](ctx context.Context, limit time.Duration, f func(context.Context) (T, error)) (T, error) {
+	v, err := f(ctx)
+	var busy *ledger.BusyError
+	if !errors.As(err, &busy) {
+		return v, err
+	}
+	// The deadline is only set up once waiting starts: almost every call
+	// succeeds at once.
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	wait := 20 * time.Millisecond
-	for {
-		v, err := f(ctx)
-		var busy *ledger.BusyError
-		if !errors.As(err, &busy) || !sleep(ctx, wait) {
-			return v, err
+	for wait := 20 * time.Millisecond; sleep(ctx, wait); wait = min(2*wait, time.Second) {
+		if v, err = f(ctx); !errors.As(err, &busy) {
+			break
 		}
-		wait = min(2*wait, time.Second)
 	}
+	return v, err
 }
 
 // lockResource waits, keeping the message alive, until the job holds its
@@ -233,7 +282,7 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 	if f.result == nil {
 		w.release(ctx, d, h.claim)
 		if err := l.UnlockResource(ctx, h.lock, 0); err != nil {
-			d.log.Warn("could not unlock resource; its lease will expire", "err", err)
+			d.logger().Warn("could not unlock resource; its lease will expire", "err", err)
 		}
 		return f
 	}
@@ -242,7 +291,7 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 	// before the job is final, as a final job is never looked at again.
 	if f.action == giveUp {
 		if err := w.deadLetter(ctx, d, f); err != nil {
-			d.log.Warn("could not dead-letter the job; retrying the delivery", "err", err)
+			d.logger().Warn("could not dead-letter the job; retrying the delivery", "err", err)
 			w.release(ctx, d, h.claim)
 			_ = l.UnlockResource(ctx, h.lock, 0)
 			return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "dlq"}
@@ -260,7 +309,7 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 		if f.applied {
 			return w.recordFailed(d, err)
 		}
-		d.log.Warn("could not unlock resource; its lease will expire", "err", err)
+		d.logger().Warn("could not unlock resource; its lease will expire", "err", err)
 	}
 	if err := l.Finish(ctx, h.claim, *f.result); err != nil {
 		return w.recordFailed(d, err)
@@ -270,16 +319,16 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate) fate 
 
 func (w *Worker) recordFailed(d *delivery, err error) fate {
 	if errors.Is(err, ledger.ErrLost) {
-		d.log.Warn("claim lost to another worker; leaving the job to it", "err", err)
+		d.logger().Warn("claim lost to another worker; leaving the job to it", "err", err)
 		return fate{action: abandon}
 	}
-	d.log.Warn("could not record the job's outcome; retrying the delivery", "err", err)
+	d.logger().Warn("could not record the job's outcome; retrying the delivery", "err", err)
 	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "ledger"}
 }
 
 func (w *Worker) release(ctx context.Context, d *delivery, c *ledger.JobClaim) {
 	if err := w.cfg.Ledger.Release(ctx, c); err != nil {
-		d.log.Warn("could not release job claim; its lease will expire", "err", err)
+		d.logger().Warn("could not release job claim; its lease will expire", "err", err)
 	}
 }
 
@@ -291,7 +340,7 @@ func (w *Worker) ledgerBusy(d *delivery, err error, reason string) fate {
 		wait := max(busy.Until.Sub(w.cfg.Now()), 0) + 250*time.Millisecond
 		return fate{action: retry, delay: min(wait, w.cfg.AckWait), reason: reason}
 	}
-	d.log.Warn("ledger unavailable", "err", err)
+	d.logger().Warn("ledger unavailable", "err", err)
 	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.delivered), reason: "ledger"}
 }
 
@@ -309,7 +358,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			w.cfg.Metrics.Retry(d.msg.Subject(), retryReason(err))
 			w.breaker.observe(err)
-			d.log.Info("retrying Apinizer call", "attempt", attempt, "wait", wait, "err", err)
+			d.logger().Info("retrying Apinizer call", "attempt", attempt, "wait", wait, "err", err)
 		},
 	}
 	if tp := d.msg.Headers().Get(traceHeader); tp != "" {
@@ -329,7 +378,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		if s, _ := w.breaker.current(); s == closed {
 			return w.decide(d, prior, resp, err)
 		}
-		d.log.Info("Apinizer is down; the job waits for it", "attempt", call.PriorAttempts+resp.Attempts, "err", err)
+		d.logger().Info("Apinizer is down; the job waits for it", "attempt", call.PriorAttempts+resp.Attempts, "err", err)
 		w.cfg.Metrics.Retry(d.msg.Subject(), "outage")
 		if werr := w.breaker.waitClosed(ctx); werr != nil {
 			return w.decide(d, prior, resp, err)
@@ -348,7 +397,7 @@ func (w *Worker) execute(ctx context.Context, d *delivery, call executor.Call) (
 		if p := recover(); p != nil {
 			w.cfg.Metrics.Panic()
 			err = &panicError{value: p, stack: stack()}
-			d.log.Error("panic while applying job", "panic", fmt.Sprint(p), "stack", err.(*panicError).stack)
+			d.logger().Error("panic while applying job", "panic", fmt.Sprint(p), "stack", err.(*panicError).stack)
 		}
 	}()
 	return w.exec.Execute(ctx, d.job, call)
@@ -360,14 +409,20 @@ func (w *Worker) execute(ctx context.Context, d *delivery, call executor.Call) (
 func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *delivery, h *hold) {
 	t := time.NewTicker(w.cfg.AckWait / 3)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	// It starts when the first report is due.
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
 			return
-		case <-t.C:
 		}
 		if err := d.msg.InProgress(); err != nil {
-			d.log.Warn("could not report progress", "err", err)
+			d.logger().Warn("could not report progress", "err", err)
 		}
 		// The renewal must not be cut off by the job finishing meanwhile:
 		// its write could land with the reply lost.
@@ -375,11 +430,11 @@ func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *de
 		err := h.renew(renewCtx)
 		cancelRenew()
 		if errors.Is(err, ledger.ErrLost) {
-			d.log.Warn("claim lost while working; stopping", "err", err)
+			d.logger().Warn("claim lost while working; stopping", "err", err)
 			cancel()
 			return
 		} else if err != nil && ctx.Err() == nil {
-			d.log.Warn("could not renew lease", "err", err)
+			d.logger().Warn("could not renew lease", "err", err)
 		}
 	}
 }
@@ -397,7 +452,7 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 	case err == nil:
 		r := d.result(now, resp.Status, attempts, resp.Deployment, nil)
 		if resp.AlreadyGone {
-			d.log.Info("resource already gone after an earlier attempt; the delete took effect")
+			d.logger().Info("resource already gone after an earlier attempt; the delete took effect")
 		}
 		return fate{action: ack, result: &r, applied: true}
 	case errors.Is(err, ledger.ErrLost):
@@ -407,13 +462,13 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 		return fate{action: giveUp, result: &r, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	case errors.Is(err, executor.ErrPermanent):
 		r := d.result(now, jobs.StatusFailed, attempts, nil, resultError(err))
-		d.log.Warn("job failed permanently", "attempts", attempts, "err", err)
+		d.logger().Warn("job failed permanently", "attempts", attempts, "err", err)
 		return fate{action: giveUp, result: &r, reason: r.Error.Code, dlqReason: dlq.ReasonPermanent}
 	case d.delivered >= uint64(w.cfg.MaxDeliver):
 		re := resultError(err)
 		re.Code, re.Message = codeRetriesExhausted, fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, re.Message)
 		r := d.result(now, jobs.StatusFailed, attempts, nil, re)
-		d.log.Warn("job failed: out of deliveries", "attempts", attempts, "err", err)
+		d.logger().Warn("job failed: out of deliveries", "attempts", attempts, "err", err)
 		return fate{action: giveUp, result: &r, reason: codeRetriesExhausted, dlqReason: dlq.ReasonMaxDeliveries}
 	default:
 		delay := w.cfg.RedeliveryDelay(d.delivered)
@@ -422,7 +477,7 @@ func (w *Worker) decide(d *delivery, prior int, resp executor.Response, err erro
 			// parks a job for days.
 			delay = min(apiErr.RetryAfter, maxRetryAfter)
 		}
-		d.log.Info("job will be retried", "attempts", attempts, "delay", delay, "err", err)
+		d.logger().Info("job will be retried", "attempts", attempts, "delay", delay, "err", err)
 		return fate{action: retry, delay: delay, reason: retryReason(err)}
 	}
 }
@@ -435,8 +490,8 @@ func (w *Worker) invalid(d *delivery, err error) fate {
 		code, d.jobID = de.Code(), de.JobID
 	}
 	w.cfg.Metrics.InvalidJob(code)
-	d.log = d.log.With("job_id", d.jobID)
-	d.log.Warn("invalid job", "code", code, "err", err)
+	d.with("job_id", d.jobID)
+	d.logger().Warn("invalid job", "code", code, "err", err)
 	f := fate{action: giveUp, reason: code, dlqReason: dlq.ReasonInvalid}
 	if d.jobID != "" {
 		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: code, Message: err.Error()})
@@ -447,7 +502,7 @@ func (w *Worker) invalid(d *delivery, err error) fate {
 
 func (w *Worker) panicked(d *delivery, p any) fate {
 	w.cfg.Metrics.Panic()
-	d.log.Error("panic while handling job", "panic", fmt.Sprint(p), "stack", stack())
+	d.logger().Error("panic while handling job", "panic", fmt.Sprint(p), "stack", stack())
 	f := fate{action: giveUp, reason: codePanic, dlqReason: dlq.ReasonPanic}
 	if d.jobID != "" {
 		r := d.result(w.cfg.Now(), jobs.StatusFailed, 0, nil, &jobs.ResultError{Code: codePanic, Message: "the worker panicked while handling the job"})
@@ -470,21 +525,21 @@ func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
 	case ack, giveUp:
 		if f.action == giveUp && !f.deadLettered {
 			if dlqErr := w.deadLetter(ctx, d, f); dlqErr != nil {
-				d.log.Warn("could not dead-letter the job; it will be redelivered", "err", dlqErr)
+				d.logger().Warn("could not dead-letter the job; it will be redelivered", "err", dlqErr)
 				err = d.msg.NakWithDelay(w.cfg.RedeliveryDelay(d.delivered))
 				break
 			}
 		}
 		if f.result != nil {
 			if pubErr := w.publish(ctx, d, *f.result); pubErr != nil {
-				d.log.Warn("could not publish result; the job will be redelivered", "err", pubErr)
+				d.logger().Warn("could not publish result; the job will be redelivered", "err", pubErr)
 				w.cfg.Metrics.Retry(d.msg.Subject(), "result_publish")
 				err = d.msg.NakWithDelay(w.cfg.RedeliveryDelay(d.delivered))
 				break
 			}
 			if !f.republished {
 				w.cfg.Metrics.JobFinished(*f.result, w.cfg.Now().Sub(d.started))
-				d.log.Info("job finished", "status", f.result.Status, "attempts", f.result.Attempts)
+				d.logger().Info("job finished", "status", f.result.Status, "attempts", f.result.Attempts)
 			}
 		}
 		if f.action == ack {
@@ -494,7 +549,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, f fate) {
 		}
 	}
 	if err != nil {
-		d.log.Warn("could not settle message; it will be redelivered", "err", err)
+		d.logger().Warn("could not settle message; it will be redelivered", "err", err)
 	}
 }
 
@@ -506,7 +561,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, f fate) error {
 	if f.result != nil {
 		rec.Error, rec.Attempts = f.result.Error, f.result.Attempts
 	}
-	return w.storeDeadLetter(ctx, d.log, rec)
+	return w.storeDeadLetter(ctx, d.logger(), rec)
 }
 
 func (w *Worker) storeDeadLetter(ctx context.Context, log *slog.Logger, rec dlq.Record) error {

@@ -108,6 +108,19 @@ func (w *Worker) Run(ctx context.Context) error {
 // waiting in a client buffer would already be ageing toward its ack wait.
 func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 	slots := make(chan struct{}, w.cfg.Concurrency)
+	// A fixed pool of handlers: a goroutine per job would grow a fresh stack
+	// for every job. A message is only fetched for a free slot, so a
+	// handler is always there to take it.
+	msgs := make(chan jetstream.Msg)
+	defer close(msgs)
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			for msg := range msgs {
+				w.handle(jobsCtx, msg)
+				<-slots
+			}
+		})
+	}
 	for {
 		// While Apinizer is down no new job is taken: it would only fail.
 		// The select below may pick a free slot over a done ctx, so ctx is
@@ -138,10 +151,7 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		if err == nil {
 			for msg := range batch.Messages() {
 				n--
-				wg.Go(func() {
-					defer func() { <-slots }()
-					w.handle(jobsCtx, msg)
-				})
+				msgs <- msg
 			}
 			err = batch.Error()
 		}
