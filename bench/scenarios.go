@@ -71,8 +71,8 @@ type bench struct {
 	workerProfile string
 }
 
-// startConsumer starts the worker or the baseline consumer on s and waits
-// until it is ready to consume.
+// startConsumer starts the worker, the baseline consumer or the ceiling
+// consumer on s and waits until it is ready to consume.
 func (b *bench) startConsumer(s *stack, kind string, concurrency int, profile bool) (*proc, error) {
 	switch kind {
 	case "worker":
@@ -108,6 +108,9 @@ func (b *bench) startConsumer(s *stack, kind string, concurrency int, profile bo
 			return nil, err
 		}
 		env := []string{roleEnv + "=baseline", "NATS_URL=" + s.url(), "BENCH_CONCURRENCY=" + strconv.Itoa(concurrency)}
+		if kind == "ceiling" {
+			env = append(env, "BENCH_APINIZER_URL="+s.sim.URL)
+		}
 		p, err := start(b.tmp, "baseline", b.self, env, w)
 		w.Close()
 		if err != nil {

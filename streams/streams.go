@@ -76,7 +76,8 @@ type Config struct {
 	// ends a job that crashes every worker it reaches). Default 20.
 	MaxDeliver int
 	// MaxAckPending bounds the jobs delivered and not yet acknowledged,
-	// across all replicas. Default 1024.
+	// across all replicas; each replica holds up to twice its concurrency.
+	// Default 1024.
 	MaxAckPending int
 	// LedgerTTL is how long a job's ledger record is kept after its last
 	// change. Default 7 days.

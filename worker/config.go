@@ -16,8 +16,14 @@ var ErrInvalidConfig = errors.New("worker: invalid config")
 
 // Config configures a Worker. The zero value of a field means its default.
 type Config struct {
-	// Concurrency is the number of jobs worked on at once. Default 16.
+	// Concurrency is the number of Apinizer calls made at once. Default 16.
 	Concurrency int
+	// MaxJobs is the number of jobs held at once, at least Concurrency. Jobs
+	// beyond Concurrency are claimed, locked and recorded while others'
+	// calls run, so that the ledger and NATS round trips do not leave
+	// Apinizer idle. The consumer's MaxAckPending should allow every
+	// replica's MaxJobs. Default twice Concurrency.
+	MaxJobs int
 	// AckWait must equal the consumer's ack wait: progress is reported every
 	// third of it while a job runs. Default 30s.
 	AckWait time.Duration
@@ -63,6 +69,9 @@ func (c Config) WithDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = 16
 	}
+	if c.MaxJobs == 0 {
+		c.MaxJobs = 2 * c.Concurrency
+	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
@@ -103,6 +112,8 @@ func (c Config) validate() error {
 	switch {
 	case c.Concurrency < 1 || c.Concurrency > 4096:
 		return fmt.Errorf("%w: concurrency %d: want 1 to 4096", ErrInvalidConfig, c.Concurrency)
+	case c.MaxJobs < c.Concurrency || c.MaxJobs > 8192:
+		return fmt.Errorf("%w: max jobs %d: want %d (the concurrency) to 8192", ErrInvalidConfig, c.MaxJobs, c.Concurrency)
 	case c.AckWait < time.Second:
 		return fmt.Errorf("%w: ack wait %s: want at least 1s", ErrInvalidConfig, c.AckWait)
 	case c.MaxDeliver < 2:

@@ -172,10 +172,11 @@ func TestOlderJobIsSupersededByANewerOneAppliedFirst(t *testing.T) {
 	b := setup(t)
 	b.sim.AddCertificate(project, "c", b.pem)
 	// The first update's first call fails and its retry comes after the
-	// second update: one worker with one slot makes the order certain.
+	// second update: one worker holding one job at a time makes the order
+	// certain.
 	b.sim.AddFault(apinizertest.Fault{Method: "PUT", Times: 1, Reply: apinizertest.ErrorReply(503, "unavailable", "try later")})
 	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{concurrency: 1, retry: executor.RetryPolicy{
+	b.startWorker(t, workerOpts{concurrency: 1, maxJobs: 1, retry: executor.RetryPolicy{
 		InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 1, MaxAttempts: 1}})
 
 	older, newer := newPEM(t), newPEM(t)

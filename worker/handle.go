@@ -368,9 +368,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		call.BeforeAttempt = h.attempt
 	}
 	for {
-		callCtx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
-		resp, err := w.execute(callCtx, d, call)
-		cancel()
+		resp, err := w.call(ctx, d, call)
 		w.breaker.observe(err)
 		if !isOutage(err) || ctx.Err() != nil {
 			return w.decide(d, prior, resp, err)
@@ -389,6 +387,20 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		resp.Attempts = 0
 		prior = call.PriorAttempts
 	}
+}
+
+// call makes the Apinizer call once one of the Concurrency call slots is
+// free, bounded by the job timeout.
+func (w *Worker) call(ctx context.Context, d *delivery, call executor.Call) (executor.Response, error) {
+	select {
+	case w.calls <- struct{}{}:
+	case <-ctx.Done():
+		return executor.Response{}, ctx.Err()
+	}
+	defer func() { <-w.calls }()
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
+	defer cancel()
+	return w.execute(ctx, d, call)
 }
 
 // execute runs the call, turning a panic into an error of this job.

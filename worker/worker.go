@@ -38,8 +38,10 @@ type Worker struct {
 	exec     Executor
 	prober   Prober
 	breaker  *breaker
-	log      *slog.Logger
-	bound    atomic.Bool
+	// calls holds a token per Apinizer call in flight.
+	calls chan struct{}
+	log   *slog.Logger
+	bound atomic.Bool
 }
 
 // New returns a Worker consuming cons, publishing results through js and
@@ -57,6 +59,7 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Execu
 		cfg: cfg, js: js, cons: cons, stream: info.Stream, consumer: info.Name,
 		exec: exec, prober: exec, log: cfg.Logger,
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.Logger, cfg.Metrics),
+		calls:   make(chan struct{}, cfg.Concurrency),
 	}, nil
 }
 
@@ -104,16 +107,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// pull fetches only as many messages as there are free slots: a message
-// waiting in a client buffer would already be ageing toward its ack wait.
+// pull fetches only as many messages as there are free slots (MaxJobs): a
+// message waiting in a client buffer would already be ageing toward its ack
+// wait.
 func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
-	slots := make(chan struct{}, w.cfg.Concurrency)
+	maxJobs := w.cfg.MaxJobs
+	slots := make(chan struct{}, maxJobs)
 	// A fixed pool of handlers: a goroutine per job would grow a fresh stack
 	// for every job. A message is only fetched for a free slot, so a
 	// handler is always there to take it.
 	msgs := make(chan jetstream.Msg)
 	defer close(msgs)
-	for range w.cfg.Concurrency {
+	for range maxJobs {
 		wg.Go(func() {
 			for msg := range msgs {
 				w.handle(jobsCtx, msg)
@@ -135,7 +140,7 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		}
 		n := 1
 	more:
-		for n < w.cfg.Concurrency {
+		for n < maxJobs {
 			select {
 			case slots <- struct{}{}:
 				n++

@@ -3,9 +3,11 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +64,7 @@ func setup(t *testing.T, configure ...func(*server.Options)) *bundle {
 
 type workerOpts struct {
 	concurrency int
+	maxJobs     int
 	retry       executor.RetryPolicy
 	grace       time.Duration
 	// wrap, if set, wraps the executor (to inject a panic).
@@ -76,6 +79,7 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 	return b.stack.StartWorker(t, workertest.Worker{
 		Config: worker.Config{
 			Concurrency:     o.concurrency,
+			MaxJobs:         o.maxJobs,
 			ShutdownGrace:   o.grace,
 			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
 			Logger:          testLogger(t),
@@ -378,5 +382,79 @@ func TestTraceContextReachesApinizerAndTheResult(t *testing.T) {
 	}
 	if got := reqs[0].Header.Get("traceparent"); got != traceparent {
 		t.Errorf("Apinizer request traceparent %q, want %q", got, traceparent)
+	}
+}
+
+// gated holds every Apinizer call until open is closed, counting the calls
+// in flight.
+type gated struct {
+	worker.Executor
+	open     chan struct{}
+	mu       sync.Mutex
+	inFlight int
+	max      int
+}
+
+func (g *gated) Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error) {
+	g.mu.Lock()
+	g.inFlight++
+	g.max = max(g.max, g.inFlight)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.inFlight--
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return executor.Response{}, ctx.Err()
+	}
+	return g.Executor.Execute(ctx, job, call)
+}
+
+func (g *gated) counts() (inFlight, max int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inFlight, g.max
+}
+
+func TestConcurrencyBoundsCallsWhileTwiceAsManyJobsAreHeld(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const concurrency, n = 2, 8
+	g := &gated{open: make(chan struct{})}
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{concurrency: concurrency, wrap: func(e worker.Executor) worker.Executor { g.Executor = e; return g }})
+
+	var all []jobs.Job
+	for i := range n {
+		name := fmt.Sprintf("key-%d", i)
+		b.sim.AddKey(project, name)
+		all = append(all, &jobs.KeyDelete{JobID: name, ProjectName: project, KeyName: name})
+	}
+	b.publish(t, all...)
+
+	// While the calls are held, the worker holds MaxJobs jobs: the ones
+	// waiting for a call slot have been claimed and locked already.
+	cons, err := b.js.Consumer(context.Background(), streams.Jobs, streams.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := worker.Config{Concurrency: concurrency}.WithDefaults().MaxJobs
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d calls in flight and %d jobs held", concurrency, held), func() bool {
+		info, err := cons.Info(context.Background())
+		inFlight, _ := g.counts()
+		return err == nil && info.NumAckPending == held && inFlight == concurrency
+	})
+	close(g.open)
+	got := rs.next(t, n, 20*time.Second)
+	for id, r := range got {
+		if r.Status != jobs.StatusSucceeded {
+			t.Errorf("%s: %s, want succeeded", id, r.Status)
+		}
+	}
+	if _, most := g.counts(); most != concurrency {
+		t.Errorf("at most %d calls were in flight at once, want %d (the concurrency)", most, concurrency)
 	}
 }

@@ -41,6 +41,7 @@ type config struct {
 	metricsAddr string
 
 	concurrency     int
+	maxJobs         int
 	ackWait         time.Duration
 	maxDeliver      int
 	retryBudget     time.Duration
@@ -126,7 +127,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
 	boolean(&c.allowInsecureHTTP, "APINIZER_ALLOW_INSECURE_HTTP", "apinizer-allow-insecure-http", false, "allow plain http:// to a host that is not loopback (test networks only)")
 	str(&c.metricsAddr, "METRICS_ADDR", "metrics-addr", ":9090", "listen address for /metrics, /healthz and /readyz")
-	num(&c.concurrency, "WORKER_CONCURRENCY", "concurrency", 16, "jobs worked on at once")
+	num(&c.concurrency, "WORKER_CONCURRENCY", "concurrency", 16, "Apinizer calls in flight at once")
+	num(&c.maxJobs, "WORKER_MAX_JOBS", "max-jobs", 0, "jobs held at once, at least the concurrency (0: twice the concurrency)")
 	dur(&c.ackWait, "WORKER_ACK_WAIT", "ack-wait", 30*time.Second, "consumer ack wait")
 	num(&c.maxDeliver, "WORKER_MAX_DELIVER", "max-deliver", 20, "deliveries of one job before it fails")
 	dur(&c.retryBudget, "WORKER_RETRY_BUDGET", "retry-budget", time.Minute, "in-process retry time per delivery")
@@ -196,6 +198,9 @@ func (c config) validate() error {
 	}
 	if c.concurrency < 1 || c.concurrency > 4096 {
 		bad("WORKER_CONCURRENCY", "%d: want 1 to 4096", c.concurrency)
+	}
+	if c.maxJobs != 0 && (c.maxJobs < c.concurrency || c.maxJobs > 8192) {
+		bad("WORKER_MAX_JOBS", "%d: want 0 (twice the concurrency) or %d (the concurrency) to 8192", c.maxJobs, c.concurrency)
 	}
 	if c.ackWait < time.Second {
 		bad("WORKER_ACK_WAIT", "%s: want at least 1s", c.ackWait)

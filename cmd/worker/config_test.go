@@ -50,6 +50,7 @@ func TestConfigRefusesEachBadVariableByName(t *testing.T) {
 		{"a concurrency of 0", map[string]string{"WORKER_CONCURRENCY": "0"}, nil, "WORKER_CONCURRENCY"},
 		{"a concurrency of 5000", map[string]string{"WORKER_CONCURRENCY": "5000"}, nil, "WORKER_CONCURRENCY"},
 		{"a concurrency flag of 5000", nil, []string{"--concurrency=5000"}, "WORKER_CONCURRENCY"},
+		{"fewer jobs held than calls", map[string]string{"WORKER_CONCURRENCY": "8", "WORKER_MAX_JOBS": "4"}, nil, "WORKER_MAX_JOBS"},
 		{"an ack wait of 0s", map[string]string{"WORKER_ACK_WAIT": "0s"}, nil, "WORKER_ACK_WAIT"},
 		{"an ack wait that is not a duration", map[string]string{"WORKER_ACK_WAIT": "soon"}, nil, "WORKER_ACK_WAIT"},
 		{"a lease shorter than the ack wait", map[string]string{"WORKER_ACK_WAIT": "30s", "WORKER_LEASE": "10s"}, nil, "WORKER_LEASE"},

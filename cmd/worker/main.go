@@ -138,6 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer exec.CloseIdleConnections()
 	w, err := worker.New(worker.Config{
 		Concurrency:   cfg.concurrency,
+		MaxJobs:       cfg.maxJobs,
 		AckWait:       cfg.ackWait,
 		MaxDeliver:    cfg.maxDeliver,
 		JobTimeout:    cfg.jobTimeout,
