@@ -61,7 +61,7 @@ type options struct {
 	out           string
 	timeout       time.Duration
 	// workerProfile, when set, is where the worker's CPU profile during the
-	// zero-latency burn-down is written.
+	// first worker burn-down is written.
 	workerProfile string
 	// only, when set, names the scenarios to run (1, 2, 2b, 3, 4).
 	only map[string]bool
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.enqueueJobs, "enqueue-jobs", 50000, "jobs enqueue publishes")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON report, relative to the module root")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "longest wait for one scenario's results")
-	fs.StringVar(&o.workerProfile, "worker-profile", "", "write the worker's CPU profile of the zero-latency burn-down (scenario 2) to this file")
+	fs.StringVar(&o.workerProfile, "worker-profile", "", "write the worker's CPU profile of the first worker burn-down that runs (scenario 2, or 3 with -only 3) to this file")
 	only := fs.String("only", "", "comma-separated scenarios to run (1, 1b, 2, 2b, 3, 4); default all")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -19,6 +19,9 @@ type burn struct {
 	// Seconds runs from the consumer reporting ready to the last result.
 	Seconds    float64 `json:"seconds"`
 	JobsPerSec float64 `json:"jobsPerSec"`
+	// SteadyJobsPerSec leaves out the first and the last tenth of the
+	// results: the ramp-up and the tail.
+	SteadyJobsPerSec float64 `json:"steadyJobsPerSec"`
 	// FirstResultMs is the time from ready to the first result.
 	FirstResultMs float64 `json:"firstResultMs"`
 	// Publish-to-result times; jobs waited in the full stream, so these are
@@ -69,6 +72,7 @@ type bench struct {
 	log        io.Writer
 	// workerProfile: see options.workerProfile.
 	workerProfile string
+	profiled      bool
 }
 
 // startConsumer starts the worker, the baseline consumer or the ceiling
@@ -145,7 +149,9 @@ func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, l
 	}
 	defer w.stop()
 	selfCPU0, _ := cpuSeconds(os.Getpid())
-	profile := kind == "worker" && latency == 0 && b.workerProfile != ""
+	// The first worker burn-down that runs is profiled.
+	profile := kind == "worker" && b.workerProfile != "" && !b.profiled
+	b.profiled = b.profiled || profile
 	p, err := b.startConsumer(s, kind, concurrency, profile)
 	if err != nil {
 		return out, err
@@ -183,6 +189,7 @@ func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, l
 
 	out.Seconds = last.Sub(p.readyAt).Seconds()
 	out.JobsPerSec = float64(n) / out.Seconds
+	out.SteadyJobsPerSec = w.steadyRate()
 	out.FirstResultMs = float64(firstAt.Sub(p.readyAt)) / float64(time.Millisecond)
 	out.P50Ms, out.P99Ms = quantile(lat, 0.50), quantile(lat, 0.99)
 	out.CPUSeconds = cpu

@@ -275,6 +275,25 @@ func (w *watcher) latencies(s *stack) []float64 {
 	return out
 }
 
+// steadyRate is the result rate between the 10th and the 90th percentile of
+// arrival times: the throughput without the ramp-up and the tail.
+func (w *watcher) steadyRate() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var at []time.Time
+	for _, a := range w.arrived {
+		if !a.IsZero() {
+			at = append(at, a)
+		}
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	lo, hi := len(at)/10, len(at)*9/10
+	if hi <= lo || !at[hi].After(at[lo]) {
+		return 0
+	}
+	return float64(hi-lo) / at[hi].Sub(at[lo]).Seconds()
+}
+
 // quantile of sorted values, nearest rank.
 func quantile(sorted []float64, q float64) float64 {
 	if len(sorted) == 0 {
