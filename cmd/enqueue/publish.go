@@ -61,9 +61,18 @@ func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
 	var (
 		out  []jobs.Job
 		errs []error
+		// lineAt counts lines only up to where it counted last: offsets
+		// only grow, and a count from the start for every job would make
+		// a large batch quadratic.
+		counted   int64
+		lineCount = 1
 	)
+	lineAt := func(offset int64) int {
+		lineCount += bytes.Count(data[counted:offset], []byte("\n"))
+		counted = offset
+		return lineCount
+	}
 	add := func(raw json.RawMessage, offset int64) {
-		line := 1 + bytes.Count(data[:offset], []byte("\n"))
 		var head struct {
 			Subject string `json:"subject"`
 		}
@@ -73,12 +82,12 @@ func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
 			s = subject
 		}
 		if s == "" {
-			errs = append(errs, fmt.Errorf("line %d: no subject (give the job a \"subject\" field or use --subject)", line))
+			errs = append(errs, fmt.Errorf("line %d: no subject (give the job a \"subject\" field or use --subject)", lineAt(offset)))
 			return
 		}
 		job, err := jobs.Decode(s, nil, raw)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+			errs = append(errs, fmt.Errorf("line %d: %w", lineAt(offset), err))
 			return
 		}
 		out = append(out, job)
@@ -89,14 +98,13 @@ func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
 		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			line := 1 + bytes.Count(data[:offset], []byte("\n"))
-			errs = append(errs, fmt.Errorf("line %d: malformed JSON: %v", line, err))
+			errs = append(errs, fmt.Errorf("line %d: malformed JSON: %v", lineAt(offset), err))
 			break
 		}
 		if len(raw) > 0 && raw[0] == '[' {
 			var items []json.RawMessage
 			if err := json.Unmarshal(raw, &items); err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %v", 1+bytes.Count(data[:offset], []byte("\n")), err))
+				errs = append(errs, fmt.Errorf("line %d: %v", lineAt(offset), err))
 				continue
 			}
 			// Elements of an array are reported at the array's line.
