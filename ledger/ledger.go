@@ -195,14 +195,24 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) 
 }
 
 // Attempt records that HTTP attempt n is about to be sent, renewing the
-// lease, unless the record counts it already (the claim counts the first).
-// It fails with ErrLost if the claim was taken over.
+// lease. It writes nothing when the record counts the attempt already (the
+// claim counts the first) and the lease is fresh: a job may wait for its
+// first attempt (for a free call slot, across a network partition), and
+// only a write can tell that its claim was not taken over meanwhile. It
+// fails with ErrLost if the claim was taken over.
 func (l *Ledger) Attempt(ctx context.Context, c *JobClaim, n int) error {
-	if n <= c.Record.Attempts {
+	if n <= c.Record.Attempts && l.fresh(c.Record.LeaseUntil) {
 		return nil
 	}
-	c.Record.Attempts = n
+	c.Record.Attempts = max(c.Record.Attempts, n)
 	return l.updateJob(ctx, c)
+}
+
+// fresh reports whether a lease of this ledger's has more than half its
+// length left, as far as this worker knows: no other worker can have taken
+// it over yet, even with its clock somewhat ahead.
+func (l *Ledger) fresh(until time.Time) bool {
+	return l.now().Before(until.Add(-l.lease / 2))
 }
 
 // Renew extends the claim's lease.
@@ -223,8 +233,14 @@ func (l *Ledger) Finish(ctx context.Context, c *JobClaim, r jobs.Result) error {
 }
 
 func (l *Ledger) updateJob(ctx context.Context, c *JobClaim) error {
+	// The lease counts as renewed only once the write is acknowledged.
+	prev := c.Record.LeaseUntil
 	c.Record.LeaseUntil = l.now().Add(l.lease)
-	return l.write(ctx, c)
+	if err := l.write(ctx, c); err != nil {
+		c.Record.LeaseUntil = prev
+		return err
+	}
+	return nil
 }
 
 func (l *Ledger) write(ctx context.Context, c *JobClaim) error {
@@ -372,8 +388,23 @@ func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID s
 
 // RenewResource extends the lock's lease.
 func (l *Ledger) RenewResource(ctx context.Context, lk *ResourceLock) error {
+	prev := lk.Record.LeaseUntil
 	lk.Record.LeaseUntil = l.now().Add(l.lease)
-	return l.writeResource(ctx, lk)
+	if err := l.writeResource(ctx, lk); err != nil {
+		lk.Record.LeaseUntil = prev
+		return err
+	}
+	return nil
+}
+
+// ConfirmResource makes sure the lock is still held before a side effect:
+// unless its lease is fresh, it renews it, failing with ErrLost if the lock
+// was taken over.
+func (l *Ledger) ConfirmResource(ctx context.Context, lk *ResourceLock) error {
+	if l.fresh(lk.Record.LeaseUntil) {
+		return nil
+	}
+	return l.RenewResource(ctx, lk)
 }
 
 // UnlockResource frees the lock. A non-zero appliedSeq records, in the same

@@ -93,6 +93,52 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 	}
 }
 
+// A job may wait long for its first attempt (for a call slot, across a
+// network partition). Once half its lease has gone by, the attempt checks
+// with a write that the job and its resource are still held.
+func TestAFirstAttemptAfterALongWaitChecksTheClaim(t *testing.T) {
+	t.Parallel()
+	a, b, clk := setup(t)
+	ctx := context.Background()
+	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: "k"}
+	claim, err := a.ClaimJob(ctx, "job-wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := a.LockResource(ctx, res, "job-wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Still held after 40s of a 1m lease: the check renews both leases.
+	clk.advance(40 * time.Second)
+	if err := a.Attempt(ctx, claim, 1); err != nil {
+		t.Fatalf("attempt 1 after 40s: %v", err)
+	}
+	if err := a.ConfirmResource(ctx, lk); err != nil {
+		t.Fatalf("resource after 40s: %v", err)
+	}
+	clk.advance(40 * time.Second) // 80s after the claim, 40s after the renewal
+	if _, err := b.ClaimJob(ctx, "job-wait"); !errors.Is(err, ledger.ErrBusy) {
+		t.Fatalf("another worker 40s after the renewal: %v, want busy", err)
+	}
+
+	// Taken over while the first worker was cut off: its attempt must not go out.
+	clk.advance(2 * time.Minute)
+	if _, err := b.ClaimJob(ctx, "job-wait"); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	if _, err := b.LockResource(ctx, res, "job-wait"); err != nil {
+		t.Fatalf("resource takeover: %v", err)
+	}
+	if err := a.Attempt(ctx, claim, 1); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("first attempt after the takeover: %v, want ErrLost", err)
+	}
+	if err := a.ConfirmResource(ctx, lk); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("resource after the takeover: %v, want ErrLost", err)
+	}
+}
+
 func TestAReleasedJobIsTakenAtOnce(t *testing.T) {
 	t.Parallel()
 	a, b, _ := setup(t)

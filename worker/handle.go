@@ -685,10 +685,18 @@ func (h *hold) locked(lk *ledger.ResourceLock) {
 	h.lock = lk
 }
 
+// attempt runs before each HTTP attempt: it counts the attempt and makes
+// sure that the job and its resource are still held.
 func (h *hold) attempt(ctx context.Context, n int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.ledger.Attempt(ctx, h.claim, n)
+	if err := h.ledger.Attempt(ctx, h.claim, n); err != nil {
+		return err
+	}
+	if h.lock == nil {
+		return nil
+	}
+	return h.ledger.ConfirmResource(ctx, h.lock)
 }
 
 func (h *hold) renew(ctx context.Context) error {
