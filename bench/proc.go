@@ -125,6 +125,17 @@ func (p *proc) failure() error {
 	return fmt.Errorf("%s exited early (%v): %s", p.name, p.err, b)
 }
 
+// exitedOr returns the process's early exit, with its log, if it has
+// exited, else err.
+func (p *proc) exitedOr(err error) error {
+	select {
+	case <-p.exited:
+		return p.failure()
+	default:
+		return err
+	}
+}
+
 func (p *proc) markReady() {
 	p.readyAt = time.Now()
 	p.cpuAtReady, _ = cpuSeconds(p.cmd.Process.Pid)

@@ -171,16 +171,11 @@ func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, l
 	}
 	cpu, rss, err := p.measure()
 	if err != nil {
-		return out, err
+		return out, p.exitedOr(err)
 	}
 	selfCPU1, _ := cpuSeconds(os.Getpid())
 	if waitErr != nil {
-		select {
-		case <-p.exited:
-			return out, p.failure()
-		default:
-			return out, waitErr
-		}
+		return out, p.exitedOr(waitErr)
 	}
 	w.mu.Lock()
 	last, notOK := w.last, w.failed
@@ -233,7 +228,7 @@ func (b *bench) pacedLoad(ctx context.Context, n, concurrency int, rate float64)
 	waitErr := w.wait(b.timeout)
 	cpu, _, err := p.measure()
 	if err != nil {
-		return out, err
+		return out, p.exitedOr(err)
 	}
 	if waitErr != nil {
 		return out, waitErr
