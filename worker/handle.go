@@ -395,7 +395,7 @@ func (w *Worker) call(ctx context.Context, d *delivery, call executor.Call) (exe
 	select {
 	case w.calls <- struct{}{}:
 	case <-ctx.Done():
-		return executor.Response{}, ctx.Err()
+		return executor.Response{}, fmt.Errorf("worker: waiting for a call slot: %w: %w", ctx.Err(), executor.ErrRetryable)
 	}
 	defer func() { <-w.calls }()
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
