@@ -158,29 +158,19 @@ func (w *Worker) process(ctx context.Context, d *delivery) fate {
 // the ledger leases of h.
 func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(context.Context) fate) fate {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// Most jobs finish long before the first progress report is due, so the
-	// reporting goroutine is only started when it is: a timer costs far
-	// less than a goroutine with a ticker per job.
-	var (
-		mu      sync.Mutex
-		stopped bool
-		wg      sync.WaitGroup
-	)
+	// reporter only runs once it is: a timer costs far less than a goroutine
+	// with a ticker per job.
+	reported := make(chan struct{})
 	t := time.AfterFunc(w.cfg.AckWait/3, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !stopped {
-			wg.Go(func() { w.keepAlive(ctx, cancel, d, h) })
-		}
+		defer close(reported)
+		w.keepAlive(ctx, cancel, d, h)
 	})
 	defer func() {
 		cancel()
-		t.Stop()
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
-		wg.Wait()
+		if !t.Stop() {
+			<-reported // started: wait for it to see the cancel
+		}
 	}()
 	return f(ctx)
 }
@@ -419,20 +409,10 @@ func (w *Worker) execute(ctx context.Context, d *delivery, call executor.Call) (
 // does not redeliver a job still being worked on, and renews the ledger
 // leases; if the claim was taken over, it cancels the work.
 func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *delivery, h *hold) {
+	// It starts when the first report is due.
 	t := time.NewTicker(w.cfg.AckWait / 3)
 	defer t.Stop()
-	// It starts when the first report is due.
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
+	for ctx.Err() == nil {
 		if err := d.msg.InProgress(); err != nil {
 			d.logger().Warn("could not report progress", "err", err)
 		}
@@ -447,6 +427,10 @@ func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *de
 			return
 		} else if err != nil && ctx.Err() == nil {
 			d.logger().Warn("could not renew lease", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
 		}
 	}
 }
