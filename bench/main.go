@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/apiops-worker/apiops-worker/internal/gomod"
 )
 
 func main() {
@@ -106,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	root, err := moduleRoot()
+	root, err := gomod.Root()
 	if err != nil {
 		return err
 	}
@@ -212,19 +214,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nwrote %s\n", path)
 	return nil
-}
-
-// moduleRoot is the directory of the main module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run from inside the module (go run ./bench)")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // report is the JSON written to bench/results/latest.json.

@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,6 +23,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/apiops-worker/apiops-worker/internal/gomod"
 )
 
 const (
@@ -114,7 +115,7 @@ func runTests(m *testing.M) int {
 	}
 	defer docker.Close()
 
-	root, err := moduleRoot()
+	root, err := gomod.Root()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
@@ -235,20 +236,6 @@ func buildBinary(ctx context.Context, root, binary, pkg string) error {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-// moduleRoot is the directory holding go.mod, which go build and the Dockerfiles are
-// relative to.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not inside a module")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // prepareContext lays out dir as `make images` lays out dist/<name> (see
