@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -64,11 +63,10 @@ func TestHTTPSWithAPrivateCAAndAClientCertificate(t *testing.T) {
 	}
 	sim := apinizertest.New(apinizertest.Config{Token: "t"})
 	sim.AddProject("P", "production")
-	srv := httptest.NewUnstartedServer(sim)
-	if srv.TLS, err = ca.MutualTLSServer("127.0.0.1"); err != nil {
+	srv, err := ca.NewMutualTLSServer(sim)
+	if err != nil {
 		t.Fatal(err)
 	}
-	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
 	cases := []struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -307,11 +306,10 @@ func TestConfigApinizerTLSWithAPrivateCA(t *testing.T) {
 	}
 	sim := apinizertest.New(apinizertest.Config{Token: "tls-token"})
 	sim.AddProject("P", "production")
-	srv := httptest.NewUnstartedServer(sim)
-	if srv.TLS, err = ca.MutualTLSServer("127.0.0.1"); err != nil {
+	srv, err := ca.NewMutualTLSServer(sim)
+	if err != nil {
 		t.Fatal(err)
 	}
-	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
 	caFile := writeTestFile(t, "ca.pem", ca.PEM)

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"time"
 )
 
@@ -125,11 +127,12 @@ func (ca *CA) Issue(commonName string, hosts ...string) (certPEM, keyPEM []byte,
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// MutualTLSServer is a server TLS configuration with a certificate the CA
-// issued for hosts, that requires every client to present a certificate the
-// CA issued.
-func (ca *CA) MutualTLSServer(hosts ...string) (*tls.Config, error) {
-	certPEM, keyPEM, err := ca.Issue("server", hosts...)
+// NewMutualTLSServer starts h on 127.0.0.1 over TLS, as
+// httptest.NewTLSServer does, with a certificate the CA issued for
+// 127.0.0.1, and requires every client to present a certificate the CA
+// issued. The caller must Close it.
+func (ca *CA) NewMutualTLSServer(h http.Handler) (*httptest.Server, error) {
+	certPEM, keyPEM, err := ca.Issue("server", "127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -137,5 +140,8 @@ func (ca *CA) MutualTLSServer(hosts ...string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("selfsigned: server key pair: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}, nil
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	return srv, nil
 }
