@@ -91,7 +91,10 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 			startWorker(t, ctx, workerJS, sim.URL, topo, tc.provision)
 
 			_, prodJS := connect(t, srv, producerUser, violations)
-			results, err := prodJS.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+			// Every result from the start: the stream is new, and an ordered
+			// consumer delivering only new results recreates itself at its
+			// first fetch, missing a result published before it.
+			results, err := prodJS.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
 			if err != nil {
 				t.Fatalf("producer watches results: %v", err)
 			}
