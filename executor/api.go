@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -100,21 +99,6 @@ func (e *APIError) Is(target error) bool {
 		return retryableStatus(e.StatusCode)
 	case ErrPermanent:
 		return !retryableStatus(e.StatusCode)
-	}
-	return false
-}
-
-// NotFound reports whether Apinizer said that something the call names does
-// not exist: a 404, or a 400 whose message says "not found" (Apinizer answers
-// a missing resource with 400). It does not tell a missing project from a
-// missing resource; Execute makes that distinction itself before it reports
-// a delete as AlreadyGone.
-func (e *APIError) NotFound() bool {
-	switch e.StatusCode {
-	case http.StatusNotFound:
-		return true
-	case http.StatusBadRequest:
-		return strings.Contains(strings.ToLower(e.Message), "not found")
 	}
 	return false
 }

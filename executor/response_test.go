@@ -321,23 +321,23 @@ func TestResourceGone(t *testing.T) {
 	}
 }
 
-func TestAPIErrorNotFound(t *testing.T) {
+func TestAlreadyGoneByStatus(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
 		err  *APIError
 		want bool
 	}{
-		{"a 404 is not found", &APIError{StatusCode: 404, Code: "not_found"}, true},
-		{"a 400 saying not found is not found", &APIError{StatusCode: 400, Message: "Key (name: k) is not found!"}, true},
+		{"a 404 saying the key is not found is gone", &APIError{StatusCode: 404, Code: "not_found", Message: "Key (name: k) is not found!"}, true},
+		{"a 400 saying the key is not found is gone", &APIError{StatusCode: 400, Message: "Key (name: k) is not found!"}, true},
 		{"another 400 is not", &APIError{StatusCode: 400, Message: "alias is required!"}, false},
-		{"a 500 saying not found is not", &APIError{StatusCode: 500, Message: "class not found"}, false},
+		{"a 500 saying not found is not", &APIError{StatusCode: 500, Message: "Key (name: k) is not found!"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := tt.err.NotFound(); got != tt.want {
-				t.Errorf("NotFound() = %v, want %v", got, tt.want)
+			if got := alreadyGone(jobs.KindKey, tt.err); got != tt.want {
+				t.Errorf("alreadyGone(key, %v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}
