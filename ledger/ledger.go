@@ -316,11 +316,6 @@ func (l *Ledger) Settle(ctx context.Context, jobID string, r jobs.Result) (JobRe
 	return JobRecord{}, fmt.Errorf("ledger: settle job %q: the record keeps changing", jobID)
 }
 
-// Job returns the record of a job id, or ErrNotFound.
-func (l *Ledger) Job(ctx context.Context, jobID string) (JobRecord, error) {
-	return ReadJob(ctx, l.kv, jobID)
-}
-
 // ReadJob reads a job's record from the bucket without claiming anything;
 // it is how a producer looks up a past job's result.
 func ReadJob(ctx context.Context, kv jetstream.KeyValue, jobID string) (JobRecord, error) {

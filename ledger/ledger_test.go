@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -29,6 +31,14 @@ func (c *clock) advance(d time.Duration) {
 // setup returns two ledgers (two workers) on one bucket of a real server.
 func setup(t *testing.T) (a, b *ledger.Ledger, clk *clock) {
 	t.Helper()
+	a, b, clk, _ = setupBucket(t)
+	return a, b, clk
+}
+
+// setupBucket is setup that also returns the bucket, for what reads it as a
+// producer does (ledger.ReadJob).
+func setupBucket(t *testing.T) (a, b *ledger.Ledger, clk *clock, kv jetstream.KeyValue) {
+	t.Helper()
 	_, js := natstest.Connect(t, natstest.RunServer(t))
 	ctx := context.Background()
 	kv, err := js.CreateKeyValue(ctx, streams.Config{}.WithDefaults().LedgerConfig())
@@ -43,7 +53,7 @@ func setup(t *testing.T) (a, b *ledger.Ledger, clk *clock) {
 		}
 		return l
 	}
-	return mk("worker-a"), mk("worker-b"), clk
+	return mk("worker-a"), mk("worker-b"), clk, kv
 }
 
 func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
@@ -205,7 +215,7 @@ func TestAResourceRemembersItsLastAppliedJob(t *testing.T) {
 
 func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
 	t.Parallel()
-	a, b, _ := setup(t)
+	a, b, _, kv := setupBucket(t)
 	ctx := context.Background()
 	if _, err := a.ClaimJob(ctx, "stranded"); err != nil {
 		t.Fatal(err)
@@ -226,7 +236,7 @@ func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
 	if rec, err := b.Settle(ctx, "done", failed); err != nil || rec.Result.Status != jobs.StatusSucceeded {
 		t.Errorf("settling a finished job: %+v, %v; want its succeeded result kept", rec, err)
 	}
-	if _, err := a.Job(ctx, "never-seen"); !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := ledger.ReadJob(ctx, kv, "never-seen"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("an unknown job: %v, want ErrNotFound", err)
 	}
 }
