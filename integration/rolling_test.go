@@ -81,7 +81,6 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 		stopTook  time.Duration
 		startTook time.Duration
 		holding   int // jobs it had claimed when it got SIGTERM
-		stall     time.Duration
 		at        time.Time
 	}
 	var restarts []restart
