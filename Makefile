@@ -1,6 +1,7 @@
 # apiops-worker. `make help` lists the targets.
 
-GO        ?= go
+include mk/vars.mk
+
 FUZZTIME  ?= 60s
 BIN       ?= bin
 # Unit tests are every package but the container suite, which test-integration runs.

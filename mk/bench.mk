@@ -1,7 +1,6 @@
-# Benchmarks. Included by the main Makefile, which wires `make bench` to both targets;
-# also usable alone: make -f mk/bench.mk bench-program. See bench/README.md.
+# Benchmarks. Included by the main Makefile, which wires `make bench` to both targets.
+# See bench/README.md.
 
-GO         ?= go
 # BENCH_ARGS are passed to the bench program, e.g. BENCH_ARGS='-jobs 5000'.
 BENCH_ARGS ?=
 # BENCH_GO_FLAGS are added to go test, e.g. BENCH_GO_FLAGS='-benchtime 20000x -cpuprofile cpu.out'.

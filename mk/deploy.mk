@@ -1,12 +1,6 @@
 # Deployment files: the Compose stack (deploy/compose/) and the Kubernetes manifests
-# (deploy/kubernetes/). Included by the main Makefile, after mk/images.mk (it uses $(IMAGE_REPO),
-# $(IMAGE_TAG), $(DIST) and the images target). See docs/deployment.md.
-
-GO              ?= go
-DOCKER          ?= docker
-DIST            ?= dist
-IMAGE_REPO      ?= apiops
-IMAGE_TAG       ?= dev
+# (deploy/kubernetes/). Included by the main Makefile, after mk/vars.mk and mk/images.mk (it
+# uses the images target). See docs/deployment.md.
 
 # kustomize, pinned: v5.8.3 and later need Go 1.27.
 KUSTOMIZE_VERSION ?= v5.8.2

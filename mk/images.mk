@@ -1,4 +1,4 @@
-# Container images and the integration suite. Included by the main Makefile.
+# Container images and the integration suite. Included by the main Makefile, after mk/vars.mk.
 #
 # Every image is FROM scratch: the binaries are built here, statically (CGO_ENABLED=0), and
 # copied into a per-image build context under $(DIST)/<name>/ together with the CA bundle and
@@ -6,11 +6,6 @@
 # deploy/docker/ are the production ones; the integration harness builds the same contexts.
 # See deploy/docker/README.md.
 
-IMAGE_TAG       ?= dev
-IMAGE_REPO      ?= apiops
-DOCKER          ?= docker
-GO              ?= go
-DIST            ?= dist
 CA_BUNDLE       ?= /etc/ssl/certs/ca-certificates.crt
 INTEGRATION_LOG ?= $(DIST)/integration.log
 # Bounds the whole integration run; each test bounds its own steps more tightly.
