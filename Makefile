@@ -6,6 +6,9 @@ FUZZTIME  ?= 60s
 BIN       ?= bin
 # Unit tests are every package but the container suite, which test-integration runs.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /integration)
+# staticcheck, pinned, built through the Go module proxy on first use (go run caches the binary).
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: help build run test test-unit fuzz bench lint clean
 
@@ -37,11 +40,16 @@ fuzz:
 ## bench: the end-to-end benchmark program (worker against raw JetStream), then the Go benchmarks
 bench: bench-program bench-go
 
-## lint: gofmt and go vet
+## lint: go.mod and go.sum tidy, gofmt, go vet and staticcheck, in this module and in deploy/kubernetes (its own go.mod)
 lint:
+	$(GO) mod tidy -diff
+	cd deploy/kubernetes && $(GO) mod tidy -diff
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy/kubernetes && $(GO) vet ./...
+	$(STATICCHECK) ./...
+	cd deploy/kubernetes && $(STATICCHECK) ./...
 
 ## clean: remove build outputs
 clean:
