@@ -1,25 +1,19 @@
 # Prometheus rules and the Grafana dashboard. Included by the main Makefile; `make test` runs
-# test-rules. promtool comes from Debian's prometheus package (.ci/run installs it when
-# missing); the end-to-end test in deploy/prometheus runs the same package's prometheus.
-# See docs/metrics.md.
+# test-rules. See docs/metrics.md.
 
 PROMTOOL       ?= promtool
 PROM_DIR       ?= deploy/prometheus
 
-.PHONY: test-rules check-promtool
+.PHONY: test-rules tools-prometheus
 
-# promtool comes from Debian's prometheus package; installed here when missing, as on a fresh
-# machine `make test` must work by itself (sudo when not root).
-check-promtool:
-	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
-		echo "$(PROMTOOL) not found: installing Debian's prometheus package" >&2; \
-		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-		$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends prometheus; }
-	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
-		echo "$(PROMTOOL) still not found: install Debian's prometheus package, or set PROMTOOL=/path/to/promtool" >&2; exit 1; }
+## tools-prometheus: install Debian's prometheus package if promtool is missing (or, with PROMETHEUS_REQUIRED=true as in CI, the prometheus binary that deploy/prometheus's end-to-end test runs)
+# On a fresh machine `make test` must work by itself; tools/apt-install.sh uses sudo when not root.
+tools-prometheus:
+	@tools/apt-install.sh $(PROMTOOL):prometheus $(if $(filter true,$(PROMETHEUS_REQUIRED)),prometheus) || { \
+		echo "install Debian's prometheus package, or set PROMTOOL=/path/to/promtool" >&2; exit 1; }
 
 ## test-rules: promtool check config and rules, then promtool test rules (every alert fires and clears)
-test-rules: check-promtool
+test-rules: tools-prometheus
 	$(PROMTOOL) check config $(PROM_DIR)/prometheus.yml
 	$(PROMTOOL) check rules $(PROM_DIR)/rules.yml
 	$(PROMTOOL) test rules $(PROM_DIR)/rules_test.yml
