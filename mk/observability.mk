@@ -6,7 +6,7 @@ PROM_DIR       ?= deploy/prometheus
 
 .PHONY: test-rules tools-prometheus
 
-## tools-prometheus: install Debian's prometheus package if promtool is missing (or, with PROMETHEUS_REQUIRED=true as in CI, the prometheus binary that deploy/prometheus's end-to-end test runs)
+## tools-prometheus: install Debian's prometheus package when promtool is missing (or prometheus, with PROMETHEUS_REQUIRED=true as in CI)
 # On a fresh machine `make test` must work by itself; tools/apt-install.sh uses sudo when not root.
 tools-prometheus:
 	@tools/apt-install.sh $(PROMTOOL):prometheus $(if $(filter true,$(PROMETHEUS_REQUIRED)),prometheus) || { \
