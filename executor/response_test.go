@@ -47,7 +47,13 @@ func TestParseResponse(t *testing.T) {
 				{"envName": "production", "podName": "p1", "podIp": "10.0.0.2", "success": true, "detail": "Deployed again", "responseTime": 13}]}}`,
 			want: Response{Status: jobs.StatusSucceeded, Deployment: &jobs.DeploymentResult{
 				Success: true, Message: "ok",
-				EnvironmentResults: []jobs.EnvironmentResult{okEnv("production", "Deployed"), okEnv("staging", "Deployed")},
+				EnvironmentResults: []jobs.EnvironmentResult{
+					withPods(okEnv("production", "Deployed"),
+						jobs.PodResult{PodName: "p0", PodIP: "10.0.0.1", Success: true, Detail: "Deployed", ResponseTime: 12},
+						jobs.PodResult{PodName: "p1", PodIP: "10.0.0.2", Success: true, Detail: "Deployed again", ResponseTime: 13}),
+					withPods(okEnv("staging", "Deployed"),
+						jobs.PodResult{PodName: "s0", PodIP: "10.0.1.1", Success: true, Detail: "Deployed", ResponseTime: 10}),
+				},
 			}},
 			wantClass: "none",
 		},
@@ -62,8 +68,12 @@ func TestParseResponse(t *testing.T) {
 			want: Response{Status: jobs.StatusPartial, Deployment: &jobs.DeploymentResult{
 				Success: false, Message: "done",
 				EnvironmentResults: []jobs.EnvironmentResult{
-					{EnvironmentName: "production", Success: false, Message: "p1: timeout; p2: refused"},
-					okEnv("staging", "Deployed"),
+					{EnvironmentName: "production", Success: false, Message: "p1: timeout; p2: refused", Pods: []jobs.PodResult{
+						{PodName: "p0", Success: true, Detail: "Deployed"},
+						{PodName: "p1", Success: false, Detail: "timeout"},
+						{PodName: "p2", Success: false, Detail: "refused"},
+					}},
+					withPods(okEnv("staging", "Deployed"), jobs.PodResult{PodName: "s0", Success: true, Detail: "Deployed"}),
 				},
 			}},
 			wantClass: "none",
@@ -263,6 +273,12 @@ func TestParseResponse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withPods is env with its pod reports.
+func withPods(env jobs.EnvironmentResult, pods ...jobs.PodResult) jobs.EnvironmentResult {
+	env.Pods = pods
+	return env
 }
 
 func TestRetryAfter(t *testing.T) {
