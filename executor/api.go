@@ -19,7 +19,9 @@ import (
 )
 
 // Outcome classes. Every error Execute returns matches exactly one of
-// ErrPermanent and ErrRetryable under errors.Is.
+// ErrPermanent and ErrRetryable under errors.Is; ErrUnauthorized (codes.go)
+// picks out the permanent ones that are the credentials' fault, not the
+// job's.
 var (
 	// ErrPermanent: Apinizer refused the change (400, 401, 403, 404, 409,
 	// 422, or a response that cannot be understood); repeating the call
@@ -100,9 +102,29 @@ func (e *APIError) Is(target error) bool {
 		return retryableStatus(e.StatusCode)
 	case ErrPermanent:
 		return !retryableStatus(e.StatusCode)
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
 	}
 	return false
 }
+
+// TokenError is the token endpoint (POST /apiops/auth/token) refusing the
+// client credentials. It matches ErrUnauthorized and ErrPermanent; a token
+// endpoint that cannot be reached or fails with 5xx is a TransportError
+// instead.
+type TokenError struct {
+	// StatusCode is the token endpoint's HTTP status.
+	StatusCode int
+	// Message is its error_description or resultMessage.
+	Message string
+}
+
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("apinizer: token endpoint refused the client credentials: %d: %s", e.StatusCode, e.Message)
+}
+
+// Is makes a TokenError match ErrUnauthorized and ErrPermanent.
+func (e *TokenError) Is(target error) bool { return target == ErrUnauthorized || target == ErrPermanent }
 
 // NotFound reports whether Apinizer said that something the call names does
 // not exist: a 404, or a 400 whose message says "not found" (Apinizer answers
