@@ -124,7 +124,9 @@ func (e *TokenError) Error() string {
 }
 
 // Is makes a TokenError match ErrUnauthorized and ErrPermanent.
-func (e *TokenError) Is(target error) bool { return target == ErrUnauthorized || target == ErrPermanent }
+func (e *TokenError) Is(target error) bool {
+	return target == ErrUnauthorized || target == ErrPermanent
+}
 
 // NotFound reports whether Apinizer said that something the call names does
 // not exist: a 404, or a 400 whose message says "not found" (Apinizer answers
