@@ -68,16 +68,23 @@ type Response struct {
 	// Attempts is the number of HTTP attempts this call made.
 	Attempts int
 	// AlreadyGone is set when a delete answered "not found" after an earlier
-	// attempt of the same job may have reached Apinizer: the resource is gone,
-	// which is what the job asked for.
+	// attempt of the same job may have reached Apinizer, or a public-key
+	// removal answered "no public key assigned": the state the job asks for
+	// holds.
 	AlreadyGone bool
+	// AlreadyApplied is set when a certificate.create answered "already
+	// exists" after an earlier attempt may have reached Apinizer, and the
+	// certificate read back serves the job's certificate (same SHA-1
+	// thumbprint) in every environment of the job. Deployment is nil.
+	AlreadyApplied bool
 }
 
 // Call carries the per-delivery options of one Execute.
 type Call struct {
 	// PriorAttempts is the number of HTTP attempts earlier deliveries of the
 	// same job made. When it is positive, a delete answered "not found" is
-	// reported as AlreadyGone instead of failing.
+	// reported as AlreadyGone, and a certificate.create answered "already
+	// exists" is read back (AlreadyApplied), instead of failing.
 	PriorAttempts int
 	// Header holds extra request headers, such as a W3C traceparent.
 	Header http.Header
