@@ -11,13 +11,13 @@
 package apinizertest
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,15 +32,23 @@ import (
 type ResponseStyle int
 
 const (
-	// StyleClassic is the reference pages' style: {"success": true} with
-	// one deploymentResult.environmentResults entry per environment, and
-	// errors as {"error", "error_description"} with 400, 401 or 404.
+	// StyleClassic is the older revision, the reference pages in
+	// shared/seeds: {"success": true} with one
+	// deploymentResult.environmentResults entry per environment, errors as
+	// {"error", "error_description"} with 400, 401 or 404 and the seeds'
+	// texts, and a public-key removal that succeeds without a key.
 	StyleClassic ResponseStyle = iota
-	// StylePods is the later style: {"status": "SUCCESS"} with
-	// deploymentResult.detailList holding one entry per gateway pod (two per
-	// environment), and errors as {"status": "FAILURE", "resultMessage"}
-	// with 400 for both "not found" and "no permission" (401 stays 401).
+	// StylePods is the mid-2026 style the seeds' README describes:
+	// {"status": "SUCCESS"} with deploymentResult.detailList holding one
+	// entry per gateway pod (two per environment), and errors as {"status":
+	// "FAILURE", "resultMessage"} with 400 for both "not found" and "no
+	// permission" (401 stays 401), with the older revision's texts.
 	StylePods
+	// StyleCurrent is the current revision, shared/apinizer-docs: the
+	// bodies of StylePods, its pages' exact message texts (three 401 texts
+	// among them), and a public-key removal refused with 400 when the
+	// credential has no key.
+	StyleCurrent
 )
 
 // Config configures a Simulator.
@@ -59,6 +67,13 @@ type Config struct {
 	// LogLimit bounds the request log to the newest LogLimit requests, so a
 	// long-running simulator does not grow without bound. Default 10000.
 	LogLimit int
+	// ClientID and ClientSecret, when both set, enable the token endpoint
+	// POST /apiops/auth/token (client credentials). Tokens it issues are
+	// accepted until they expire, besides Token; an unknown token is then
+	// refused even when Token is empty.
+	ClientID, ClientSecret string
+	// TokenTTL is the lifetime of an issued token. Default 1h.
+	TokenTTL time.Duration
 }
 
 // DefaultLogLimit is the request log size when Config.LogLimit is zero.
@@ -108,9 +123,9 @@ type Request struct {
 
 // Simulator is a fake Apinizer. Create it with New.
 type Simulator struct {
-	token    string
 	logger   *slog.Logger
 	logLimit int
+	auth     auth
 
 	mu          sync.Mutex
 	style       ResponseStyle
@@ -140,7 +155,7 @@ func New(cfg Config) *Simulator {
 		cfg.LogLimit = DefaultLogLimit
 	}
 	return &Simulator{
-		token:       cfg.Token,
+		auth:        newAuth(cfg),
 		logger:      cfg.Logger,
 		logLimit:    cfg.LogLimit,
 		style:       cfg.Style,
@@ -370,7 +385,14 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt.op == opCertificateCreate {
 			rt.name = form.fields["certificateName"]
 		}
-		rec.Resource = rt.key()
+		if !rt.read() {
+			rec.Resource = rt.key()
+		}
+	}
+	if _, ok := rec.Form["client_secret"]; ok {
+		// The log is served to tests and over /_sim/requests: no secret.
+		rec.Form = maps.Clone(rec.Form)
+		rec.Form["client_secret"] = "REDACTED"
 	}
 	s.begin(rec)
 	status := s.serve(w, r, rec, rt, routeErr, form, formErr)
@@ -431,8 +453,11 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request, rec *Request, 
 		return f.reply.write(w)
 	}
 
-	if !s.authorized(r.Header.Get("Authorization")) {
-		return s.fail(w, http.StatusUnauthorized, "unauthorized_client", "Invalid token")
+	if r.URL.Path == TokenPath {
+		return s.issueToken(w, r.Method, form)
+	}
+	if reason := s.auth.check(r.Header.Get("Authorization"), time.Now()); reason != "" {
+		return s.fail(w, http.StatusUnauthorized, "unauthorized_client", s.unauthorizedText(reason))
 	}
 	if routeErr != 0 {
 		return writeJSON(w, routeErr, map[string]any{
@@ -445,19 +470,13 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request, rec *Request, 
 	s.mu.Lock()
 	status, body := s.apply(rt, r.URL.Query(), form)
 	s.mu.Unlock()
+	if f.loseAnswer {
+		return drop(w)
+	}
 	if f.holdAnswer > 0 && !wait(r, f.holdAnswer) {
 		return 0
 	}
 	return writeJSON(w, status, body)
-}
-
-// authorized checks the bearer token in constant time.
-func (s *Simulator) authorized(header string) bool {
-	token, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || token == "" {
-		return false
-	}
-	return s.token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) == 1
 }
 
 // fail writes an error in the current style.
@@ -517,6 +536,16 @@ func readForm(w http.ResponseWriter, r *http.Request) (form, error) {
 		return form{}, nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
+		if err := r.ParseForm(); err != nil {
+			return form{}, errMalformedForm
+		}
+		f := form{fields: map[string]string{}}
+		for k := range r.PostForm {
+			f.fields[k] = r.PostForm.Get(k)
+		}
+		return f, nil
+	}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		// Not multipart (a DELETE has no body); read it so the
@@ -553,6 +582,8 @@ const (
 	opKeyDelete                 = "key.delete"
 	opCredentialDelete          = "credential.delete"
 	opCredentialPublicKeyDelete = "credential.publickey.delete"
+	opCertificateGet            = "certificate.get"
+	opProjectList               = "project.list"
 )
 
 // route is an APIOps path matched to its operation.
@@ -563,13 +594,22 @@ type route struct {
 // key is the resource key "kind/project/name".
 func (r *route) key() string { return r.kind + "/" + r.project + "/" + r.name }
 
+// read reports whether the operation changes nothing.
+func (r *route) read() bool { return r.op == opCertificateGet || r.op == opProjectList }
+
 // parseRoute matches an escaped path against the APIOps templates, which all
 // end in "/". It returns 404 for any other path and 405 for a known path
 // with the wrong method, as Apinizer's framework does.
 func parseRoute(method, escapedPath string) (*route, int) {
 	rest, ok := strings.CutPrefix(escapedPath, "/apiops/projects/")
-	if !ok || !strings.HasSuffix(rest, "/") {
+	if !ok || (rest != "" && !strings.HasSuffix(rest, "/")) {
 		return nil, http.StatusNotFound
+	}
+	if rest == "" {
+		if method != http.MethodGet {
+			return nil, http.StatusMethodNotAllowed
+		}
+		return &route{op: opProjectList, kind: "project"}, 0
 	}
 	segs := strings.Split(strings.TrimSuffix(rest, "/"), "/")
 	for i, seg := range segs {
@@ -591,6 +631,8 @@ func parseRoute(method, escapedPath string) (*route, int) {
 			rt.op, allowed = opCertificateUpdate, method
 		case http.MethodDelete:
 			rt.op, allowed = opCertificateDelete, method
+		case http.MethodGet:
+			rt.op, allowed = opCertificateGet, method
 		}
 	case len(segs) == 3 && segs[1] == "keys":
 		rt, allowed = &route{op: opKeyDelete, kind: "key", project: segs[0], name: segs[2]}, http.MethodDelete
@@ -610,10 +652,12 @@ func parseRoute(method, escapedPath string) (*route, int) {
 // apply performs one routed operation on the state and returns the answer.
 // Callers hold s.mu.
 func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
+	if rt.op == opProjectList {
+		return s.listProjects()
+	}
 	p := s.projects[rt.project]
 	if p == nil {
-		return errorBody(s.style, http.StatusNotFound, "not_found",
-			"Project("+rt.project+") was not found or user does not have privilege to access it!")
+		return s.projectMissing(rt.project)
 	}
 	badRequest := func(description string) (int, any) {
 		return errorBody(s.style, http.StatusBadRequest, "bad_request", description)
@@ -623,18 +667,24 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 	}
 	key := rt.key()
 	switch rt.op {
+	case opCertificateGet:
+		c := p.certificates[rt.name]
+		if c == nil {
+			return badRequest("Certificate (name: " + rt.name + ") is not found!")
+		}
+		return http.StatusOK, getCertificateBody(c)
 	case opCertificateCreate, opCertificateUpdate:
 		if rt.op == opCertificateCreate && rt.name == "" {
-			return badRequest("certificateName is required!")
+			return badRequest(s.requiredText("certificateName"))
 		}
 		c := p.certificates[rt.name]
 		switch {
 		case rt.op == opCertificateUpdate && c == nil:
 			return badRequest("Certificate (name: " + rt.name + ") is not found!")
 		case rt.op == opCertificateCreate && c != nil:
-			return badRequest("Certificate (name: " + rt.name + ") already exists!")
+			return badRequest(s.alreadyExistsText("Certificate (name: " + rt.name + ")"))
 		}
-		envs, msg := checkCertificateForm(p, f)
+		envs, msg := s.checkCertificateForm(p, f)
 		if msg != "" {
 			return badRequest(msg)
 		}
@@ -675,7 +725,10 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 		if c == nil {
 			return badRequest("Credential (username: " + rt.name + ") was not found!")
 		}
-		// Succeeds even without a public key assigned, as documented.
+		if !c.HasPublicKey && s.style == StyleCurrent {
+			return badRequest(noPublicKeyText(rt.name))
+		}
+		// The older revision succeeds even without a public key assigned.
 		c.HasPublicKey = false
 		s.applied[key]++
 		return s.deployment(rt.project, p.environments, false)
@@ -703,15 +756,15 @@ func checkQuery(op string, q url.Values) string {
 // checkCertificateForm checks that every form field Apinizer requires is
 // present, that the PEM is a certificate and that the environments exist. It
 // returns the environment list, or the error description.
-func checkCertificateForm(p *project, f form) ([]string, string) {
+func (s *Simulator) checkCertificateForm(p *project, f form) ([]string, string) {
 	for _, name := range []string{"alias", "certificateDescription", "environmentList"} {
 		if strings.TrimSpace(f.fields[name]) == "" {
-			return nil, name + " is required!"
+			return nil, s.requiredText(name)
 		}
 	}
 	pemText, ok := f.files["pemEncodedFile"]
 	if !ok {
-		return nil, "pemEncodedFile is required as a file part!"
+		return nil, s.requiredText("pemEncodedFile")
 	}
 	if block, _ := pem.Decode([]byte(pemText)); block == nil || block.Type != "CERTIFICATE" {
 		return nil, "pemEncodedFile is not a PEM encoded certificate!"
@@ -748,16 +801,17 @@ type (
 		DeploymentResult podsDeployment `json:"deploymentResult"`
 	}
 	podsDeployment struct {
-		Success    bool        `json:"success"`
-		Message    string      `json:"message"`
-		DetailList []podResult `json:"detailList"`
+		Success      bool        `json:"success"`
+		Message      string      `json:"message,omitempty"`
+		ResponseTime int         `json:"responseTime,omitempty"`
+		DetailList   []podResult `json:"detailList"`
 	}
 	podResult struct {
 		EnvName      string `json:"envName"`
 		PodName      string `json:"podName"`
 		PodIP        string `json:"podIp"`
 		Success      bool   `json:"success"`
-		Detail       string `json:"detail"`
+		Detail       string `json:"detail,omitempty"`
 		ResponseTime int    `json:"responseTime"`
 	}
 	classicError struct {
@@ -789,7 +843,7 @@ func (s *Simulator) deployment(projectName string, envs []string, undeploy bool)
 	if !allOK {
 		message = noun + " completed with errors"
 	}
-	if s.style == StylePods {
+	if s.style != StyleClassic {
 		d := podsDeployment{Success: allOK, Message: message, DetailList: make([]podResult, 0, 2*len(envs))}
 		for i, e := range envs {
 			fail := s.failing[[2]string{projectName, e}]
@@ -799,11 +853,21 @@ func (s *Simulator) deployment(projectName string, envs []string, undeploy bool)
 					PodIP:   "10.0." + strconv.Itoa(i) + "." + strconv.Itoa(10+pod),
 					Success: !(fail && pod == 0), Detail: ok, ResponseTime: 12 + pod,
 				}
-				if !r.Success {
+				switch {
+				case !r.Success:
 					r.Detail = failed
+				case s.style == StyleCurrent:
+					// delete-credential.mdx: successful pods carry no detail.
+					r.Detail = ""
 				}
+				d.ResponseTime = max(d.ResponseTime, r.ResponseTime)
 				d.DetailList = append(d.DetailList, r)
 			}
+		}
+		if s.style == StyleCurrent {
+			d.Message = ""
+		} else {
+			d.ResponseTime = 0
 		}
 		return http.StatusOK, podsSuccess{Status: "SUCCESS", DeploymentResult: d}
 	}
@@ -818,10 +882,10 @@ func (s *Simulator) deployment(projectName string, envs []string, undeploy bool)
 	return http.StatusOK, classicSuccess{Success: true, DeploymentResult: d}
 }
 
-// errorBody is an error answer in style. StylePods reports every APIOps
-// refusal except a bad token as 400.
+// errorBody is an error answer in style. StylePods and StyleCurrent report
+// every APIOps refusal except a bad token as 400.
 func errorBody(style ResponseStyle, status int, code, description string) (int, any) {
-	if style == StylePods {
+	if style != StyleClassic {
 		if status != http.StatusUnauthorized {
 			status = http.StatusBadRequest
 		}
