@@ -72,10 +72,11 @@ type Response struct {
 	// removal answered "no public key assigned": the state the job asks for
 	// holds.
 	AlreadyGone bool
-	// AlreadyApplied is set when a certificate.create answered "already
-	// exists" after an earlier attempt may have reached Apinizer, and the
-	// certificate read back serves the job's certificate (same SHA-1
-	// thumbprint) in every environment of the job. Deployment is nil.
+	// AlreadyApplied is set when an earlier attempt may have reached
+	// Apinizer and the certificate read back serves the job's certificate
+	// (same SHA-1 thumbprint, and alias) in every environment of the job: a
+	// certificate.create answered "already exists", or a certificate.update
+	// about to be repeated, which is then not sent. Deployment is nil.
 	AlreadyApplied bool
 }
 

@@ -110,12 +110,23 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 	// reached Apinizer and made the change before its answer was lost.
 	mayHaveApplied := call.PriorAttempts > 0
 	renewed := false
+	// answerLost records that the last attempt of this call got no answer
+	// and may have been applied; checked, that an update was then read back
+	// once. (A redelivered update is sent again: a harmless overwrite.)
+	answerLost, checked := false, false
 	var resp Response
 	for {
 		attempt := call.PriorAttempts + resp.Attempts + 1
 		if call.BeforeAttempt != nil {
 			if err := call.BeforeAttempt(ctx, attempt); err != nil {
 				return resp, hookError(attempt, err)
+			}
+		}
+		if j, ok := job.(*jobs.CertificateUpdate); ok && answerLost && !checked {
+			checked = true
+			// A failed read leaves the decision to the write itself.
+			if done, err := c.alreadyUpdated(ctx, j); err == nil && done {
+				return Response{Status: jobs.StatusSucceeded, Attempts: resp.Attempts, AlreadyApplied: true}, nil
 			}
 		}
 		token, err := c.creds.token(ctx)
@@ -151,6 +162,8 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 			return resp, err
 		}
 		mayHaveApplied = mayHaveApplied || mayHaveReached(err)
+		var tErr *TransportError
+		answerLost = errors.As(err, &tErr)
 
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop {

@@ -46,7 +46,9 @@ func (c *Client) settle(ctx context.Context, job jobs.Job, req *request, mayHave
 		if !mayHaveApplied || apiErr.StableCode() != CodeAlreadyExists || !resourceNamed(jobs.KindCertificate, apiErr.Message) {
 			return Response{}, false, nil
 		}
-		same, err := c.servesCertificate(ctx, j.ProjectName, j.CertificateName, j.EnvironmentList, j.PEMEncodedFile)
+		// Thumbprints alone decide: the alias is not what a create is
+		// identified by.
+		same, err := c.servesCertificate(ctx, j.ProjectName, j.CertificateName, j.EnvironmentList, j.PEMEncodedFile, "")
 		if err != nil || !same {
 			return Response{}, false, err
 		}
@@ -58,6 +60,15 @@ func (c *Client) settle(ctx context.Context, job jobs.Job, req *request, mayHave
 	return Response{}, false, nil
 }
 
+// alreadyUpdated reports whether a certificate.update that may already have
+// been applied by an attempt whose answer was lost needs no repeat: every
+// environment of the job serves its certificate under its alias. Repeating
+// the update would be harmless but is a second change (and a second
+// redeployment), so the retry checks first.
+func (c *Client) alreadyUpdated(ctx context.Context, j *jobs.CertificateUpdate) (bool, error) {
+	return c.servesCertificate(ctx, j.ProjectName, j.CertificateName, j.EnvironmentList, j.PEMEncodedFile, j.Alias)
+}
+
 // resourceNamed reports whether a message is about a resource of kind
 // ("Certificate (name: c) …"), not about an alias or a project.
 func resourceNamed(kind jobs.Kind, message string) bool {
@@ -66,8 +77,9 @@ func resourceNamed(kind jobs.Kind, message string) bool {
 }
 
 // servesCertificate reads the certificate back and reports whether every
-// environment in envs serves the certificate pemText holds.
-func (c *Client) servesCertificate(ctx context.Context, project, name string, envs []string, pemText string) (bool, error) {
+// environment in envs serves the certificate pemText holds, and under alias
+// unless alias is empty or Apinizer reports none.
+func (c *Client) servesCertificate(ctx context.Context, project, name string, envs []string, pemText, alias string) (bool, error) {
 	want, err := Thumbprint(pemText)
 	if err != nil {
 		return false, fmt.Errorf("executor: %w: %w", err, ErrPermanent)
@@ -76,12 +88,13 @@ func (c *Client) servesCertificate(ctx context.Context, project, name string, en
 	if err != nil {
 		return false, err
 	}
-	serving := make(map[string]string, len(live))
+	serving := make(map[string]CertificateEnvironment, len(live))
 	for _, e := range live {
-		serving[e.EnvironmentName] = e.SHA1Thumbprint
+		serving[e.EnvironmentName] = e
 	}
 	for _, env := range envs {
-		if serving[env] != want {
+		e, ok := serving[env]
+		if !ok || e.SHA1Thumbprint != want || (alias != "" && e.Alias != "" && e.Alias != alias) {
 			return false, nil
 		}
 	}
@@ -96,6 +109,7 @@ type CertificateEnvironment struct {
 	// content when Apinizer gave none.
 	SHA1Thumbprint string
 	SubjectDN      string
+	Alias          string
 	// StartDate and EndDate are Apinizer's text, as it sent them.
 	StartDate, EndDate string
 }
@@ -126,6 +140,7 @@ type apiCertificate struct {
 		Base64EncodedContent string `json:"base64EncodedContent"`
 		SHA1Thumbprint       string `json:"sha1Thumbprint"`
 		SubjectDN            string `json:"subjectDn"`
+		Alias                string `json:"alias"`
 	} `json:"certificateEnvironmentList"`
 }
 
@@ -168,7 +183,7 @@ func parseCertificate(name string, body []byte) ([]CertificateEnvironment, error
 		}
 		out = append(out, CertificateEnvironment{
 			EnvironmentName: sanitize(e.EnvironmentName, maxCodeBytes), SHA1Thumbprint: thumb,
-			SubjectDN: sanitize(e.SubjectDN, maxBodyBytes), StartDate: sanitize(e.StartDate, maxCodeBytes), EndDate: sanitize(e.EndDate, maxCodeBytes),
+			SubjectDN: sanitize(e.SubjectDN, maxBodyBytes), Alias: sanitize(e.Alias, maxBodyBytes), StartDate: sanitize(e.StartDate, maxCodeBytes), EndDate: sanitize(e.EndDate, maxCodeBytes),
 		})
 	}
 	return out, nil

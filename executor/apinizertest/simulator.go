@@ -728,9 +728,12 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 		if !c.HasPublicKey && s.style == StyleCurrent {
 			return badRequest(noPublicKeyText(rt.name))
 		}
-		// The older revision succeeds even without a public key assigned.
+		// The older revision succeeds even without a public key assigned;
+		// only a removal that removes something is a change.
+		if c.HasPublicKey {
+			s.applied[key]++
+		}
 		c.HasPublicKey = false
-		s.applied[key]++
 		return s.deployment(rt.project, p.environments, false)
 	}
 }
