@@ -131,4 +131,3 @@ func millis(v float64) int64 {
 	}
 	return int64(math.Round(v))
 }
-
