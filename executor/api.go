@@ -18,7 +18,9 @@ import (
 )
 
 // Outcome classes. Every error Execute returns matches exactly one of
-// ErrPermanent and ErrRetryable under errors.Is.
+// ErrPermanent and ErrRetryable under errors.Is; ErrUnauthorized (codes.go)
+// picks out the permanent ones that are the credentials' fault, not the
+// job's.
 var (
 	// ErrPermanent: Apinizer refused the change (400, 401, 403, 404, 409,
 	// 422, or a response that cannot be understood); repeating the call
@@ -65,16 +67,24 @@ type Response struct {
 	// Attempts is the number of HTTP attempts this call made.
 	Attempts int
 	// AlreadyGone is set when a delete answered "not found" after an earlier
-	// attempt of the same job may have reached Apinizer: the resource is gone,
-	// which is what the job asked for.
+	// attempt of the same job may have reached Apinizer, or a public-key
+	// removal answered "no public key assigned": the state the job asks for
+	// holds.
 	AlreadyGone bool
+	// AlreadyApplied is set when an earlier attempt may have reached
+	// Apinizer and the certificate read back serves the job's certificate
+	// (same SHA-1 thumbprint, and alias) in every environment of the job: a
+	// certificate.create answered "already exists", or a certificate.update
+	// about to be repeated, which is then not sent. Deployment is nil.
+	AlreadyApplied bool
 }
 
 // Call carries the per-delivery options of one Execute.
 type Call struct {
 	// PriorAttempts is the number of HTTP attempts earlier deliveries of the
 	// same job made. When it is positive, a delete answered "not found" is
-	// reported as AlreadyGone instead of failing.
+	// reported as AlreadyGone, and a certificate.create answered "already
+	// exists" is read back (AlreadyApplied), instead of failing.
 	PriorAttempts int
 	// Header holds extra request headers, such as a W3C traceparent.
 	Header http.Header
@@ -99,8 +109,30 @@ func (e *APIError) Is(target error) bool {
 		return retryableStatus(e.StatusCode)
 	case ErrPermanent:
 		return !retryableStatus(e.StatusCode)
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
 	}
 	return false
+}
+
+// TokenError is the token endpoint (POST /apiops/auth/token) refusing the
+// client credentials. It matches ErrUnauthorized and ErrPermanent; a token
+// endpoint that cannot be reached or fails with 5xx is a TransportError
+// instead.
+type TokenError struct {
+	// StatusCode is the token endpoint's HTTP status.
+	StatusCode int
+	// Message is its error_description or resultMessage.
+	Message string
+}
+
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("apinizer: token endpoint refused the client credentials: %d: %s", e.StatusCode, e.Message)
+}
+
+// Is makes a TokenError match ErrUnauthorized and ErrPermanent.
+func (e *TokenError) Is(target error) bool {
+	return target == ErrUnauthorized || target == ErrPermanent
 }
 
 // retryableStatus reports whether a response with this status may succeed if

@@ -20,7 +20,7 @@ import (
 // all calls share one http.Client and its connection pool.
 type Client struct {
 	base           *url.URL
-	token          func() (string, error)
+	creds          credentials
 	http           *http.Client
 	attemptTimeout time.Duration
 	retry          RetryPolicy
@@ -43,9 +43,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.WrapTransport != nil {
 		rt = cfg.WrapTransport(rt)
 	}
-	return &Client{
-		base:  base,
-		token: cfg.Token,
+	c := &Client{
+		base: base,
 		http: &http.Client{
 			Transport: rt,
 			// A redirect is not part of any APIOps answer. Following it
@@ -55,7 +54,9 @@ func New(cfg Config) (*Client, error) {
 		},
 		attemptTimeout: cfg.AttemptTimeout,
 		retry:          cfg.Retry,
-	}, nil
+	}
+	c.creds = cfg.credentials(base, c.http, cfg.AttemptTimeout)
+	return c, nil
 }
 
 // defaultTransport is http.DefaultTransport's configuration with timeouts on
@@ -86,7 +87,13 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 // Execute sends job to Apinizer and retries retryable failures within the
 // RetryPolicy. It returns a nil error only for StatusSucceeded or
 // StatusPartial; every error matches exactly one of ErrPermanent and
-// ErrRetryable, and Response.Attempts is set either way.
+// ErrRetryable, and Response.Attempts is set either way. An error matching
+// ErrUnauthorized (Apinizer rejected the token, after one fresh token with
+// client credentials) is the credentials' fault, never the job's.
+//
+// A refusal that may echo an earlier attempt whose answer was lost ends as
+// what really happened (see settle): a delete already gone, a public key
+// already unassigned, a certificate already created with the job's content.
 //
 // A retryable error is returned when the policy is exhausted, when Apinizer
 // asks (Retry-After) for a longer wait than the policy has left, so that the
@@ -100,8 +107,13 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 	start := time.Now()
 	bo := c.retry.NewBackOff()
 	// mayHaveApplied records that an earlier attempt of this job may have
-	// reached Apinizer and deleted the resource before its answer was lost.
+	// reached Apinizer and made the change before its answer was lost.
 	mayHaveApplied := call.PriorAttempts > 0
+	renewed := false
+	// answerLost records that the last attempt of this call got no answer
+	// and may have been applied; checked, that an update was then read back
+	// once. (A redelivered update is sent again: a harmless overwrite.)
+	answerLost, checked := false, false
 	var resp Response
 	for {
 		attempt := call.PriorAttempts + resp.Attempts + 1
@@ -110,14 +122,19 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 				return resp, hookError(attempt, err)
 			}
 		}
-		token, err := c.token()
+		if j, ok := job.(*jobs.CertificateUpdate); ok && answerLost && !checked {
+			checked = true
+			// A failed read leaves the decision to the write itself.
+			if done, err := c.alreadyUpdated(ctx, j); err == nil && done {
+				return Response{Status: jobs.StatusSucceeded, Attempts: resp.Attempts, AlreadyApplied: true}, nil
+			}
+		}
+		token, err := c.creds.token(ctx)
 		if err != nil {
-			// Not the job's fault: it must be retried once a token is
-			// readable again.
-			return resp, fmt.Errorf("executor: reading token: %w: %w", err, ErrRetryable)
+			return resp, tokenError(err)
 		}
 		resp.Attempts++
-		out, err := c.attempt(ctx, req, token, call.Header)
+		out, _, err := c.attempt(ctx, req, token, call.Header)
 		if err == nil {
 			out.Attempts = resp.Attempts
 			return out, nil
@@ -127,13 +144,26 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 		}
 		var apiErr *APIError
 		isAPIErr := errors.As(err, &apiErr)
-		if req.delete && mayHaveApplied && isAPIErr && alreadyGone(req.kind, apiErr) {
-			return Response{Status: jobs.StatusSucceeded, Attempts: resp.Attempts, AlreadyGone: true}, nil
+		if isAPIErr && apiErr.StatusCode == http.StatusUnauthorized && !renewed && c.creds.reject(token) {
+			renewed = true
+			continue
+		}
+		if isAPIErr {
+			settled, ok, serr := c.settle(ctx, job, req, mayHaveApplied, apiErr)
+			if serr != nil {
+				return resp, serr
+			}
+			if ok {
+				settled.Attempts = resp.Attempts
+				return settled, nil
+			}
 		}
 		if !errors.Is(err, ErrRetryable) {
 			return resp, err
 		}
 		mayHaveApplied = mayHaveApplied || mayHaveReached(err)
+		var tErr *TransportError
+		answerLost = errors.As(err, &tErr)
 
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop {
@@ -154,18 +184,54 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 	}
 }
 
+// read sends an idempotent GET and returns the body of its successful
+// answer, retrying retryable failures as bo says; its attempts are not a
+// job's attempts.
+func (c *Client) read(ctx context.Context, req *request, bo backoff.BackOff) ([]byte, error) {
+	renewed := false
+	for {
+		token, err := c.creds.token(ctx)
+		if err != nil {
+			return nil, tokenError(err)
+		}
+		_, body, err := c.attempt(ctx, req, token, nil)
+		if err == nil {
+			return body, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("executor: %w: %w", ctx.Err(), ErrRetryable)
+		}
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized && !renewed && c.creds.reject(token) {
+			renewed = true
+			continue
+		}
+		if !errors.Is(err, ErrRetryable) {
+			return nil, err
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop {
+			return nil, err
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("executor: %w: %w", err, ErrRetryable)
+		}
+	}
+}
+
 // attempt makes one HTTP attempt, bounded by the attempt timeout, and reads
-// and closes the whole response so the connection can be reused.
-func (c *Client) attempt(ctx context.Context, r *request, token string, header http.Header) (Response, error) {
+// and closes the whole response so the connection can be reused. It returns
+// the parsed answer and, for a success, the body.
+func (c *Client) attempt(ctx context.Context, r *request, token string, header http.Header) (Response, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 	defer cancel()
 	req, err := r.newHTTPRequest(ctx, token, header)
 	if err != nil {
-		return Response{}, err
+		return Response{}, nil, err
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return Response{}, &TransportError{Err: err}
+		return Response{}, nil, &TransportError{Err: err}
 	}
 	defer func() {
 		// Drain what is left (bounded) so the connection goes back to
@@ -175,7 +241,7 @@ func (c *Client) attempt(ctx context.Context, r *request, token string, header h
 	}()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBodyBytes))
 	if err != nil {
-		return Response{}, &TransportError{Err: fmt.Errorf("reading %d response: %w", res.StatusCode, err)}
+		return Response{}, nil, &TransportError{Err: fmt.Errorf("reading %d response: %w", res.StatusCode, err)}
 	}
 	out, err := parseResponse(res.StatusCode, res.Header, body)
 	if err != nil && token != "" && bytes.Contains(body, []byte(token)) {
@@ -185,14 +251,10 @@ func (c *Client) attempt(ctx context.Context, r *request, token string, header h
 		// field and no cut-off excerpt can hold it.
 		out, err = parseResponse(res.StatusCode, res.Header, bytes.ReplaceAll(body, []byte(token), []byte("REDACTED")))
 	}
-	return out, err
-}
-
-// alreadyGone reports whether a delete's error says its resource does not
-// exist (Apinizer answers 400, or 404 from later revisions and proxies).
-func alreadyGone(kind jobs.Kind, e *APIError) bool {
-	return (e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusNotFound) &&
-		resourceGone(kind, e.Message)
+	if err != nil {
+		return out, nil, err
+	}
+	return out, body, nil
 }
 
 // mayHaveReached reports whether a failed attempt may still have been

@@ -175,11 +175,13 @@ func TestAlreadyGone(t *testing.T) {
 			wantClass: "none",
 		},
 		{
-			name:      "a public key delete of a missing credential on a redelivery is already gone",
+			// Issue 14 reversed this case: the credential does not exist,
+			// so the removal did not happen and the job fails not_found.
+			name:      "a public key delete of a missing credential on a redelivery fails",
 			prior:     1,
 			job:       &jobs.CredentialPublicKeyDelete{ProjectName: "MyProject", Username: "deleted-user"},
-			want:      Response{Status: jobs.StatusSucceeded, Attempts: 1, AlreadyGone: true},
-			wantClass: "none",
+			want:      Response{Attempts: 1},
+			wantClass: "permanent",
 		},
 		{
 			name:      "a delete answered not found on its first attempt fails",

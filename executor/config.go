@@ -22,10 +22,15 @@ type Config struct {
 	// Required: an absolute http or https URL without query, fragment or user
 	// info. A path prefix is kept; a trailing slash is tolerated.
 	BaseURL string
-	// Token returns the personal API access token. Required. It is called
-	// before every HTTP attempt, so a rotated token file is picked up without
-	// a restart. Its value is only ever put in the Authorization header.
+	// Token returns the personal API access token. It is called before
+	// every HTTP attempt, so a rotated token file is picked up without a
+	// restart. Its value is only ever put in the Authorization header.
+	// Exactly one of Token and ClientCredentials is required.
 	Token func() (string, error)
+	// ClientCredentials, instead of Token, gets the token from Apinizer's
+	// token endpoint and renews it before it expires; on a 401 the client
+	// fetches a fresh token once and repeats the attempt.
+	ClientCredentials *ClientCredentials
 	// Concurrency is the number of Execute calls the caller runs at once.
 	// The default transport keeps that many idle connections per host, so
 	// that a busy worker does not reconnect for every call. Default 16.
@@ -121,8 +126,19 @@ func (c Config) validate() error {
 	if c.TLS != nil && c.TLS.InsecureSkipVerify {
 		return fmt.Errorf("%w: TLS certificate verification cannot be turned off", ErrInvalidConfig)
 	}
-	if c.Token == nil {
-		return fmt.Errorf("%w: Token is required", ErrInvalidConfig)
+	switch cc := c.ClientCredentials; {
+	case c.Token == nil && cc == nil:
+		return fmt.Errorf("%w: Token or ClientCredentials is required", ErrInvalidConfig)
+	case c.Token != nil && cc != nil:
+		return fmt.Errorf("%w: set only one of Token and ClientCredentials", ErrInvalidConfig)
+	case cc != nil && (cc.ClientID == "" || cc.ClientSecret == nil):
+		return fmt.Errorf("%w: ClientCredentials needs ClientID and ClientSecret", ErrInvalidConfig)
+	case cc != nil && cc.RenewBefore < 0:
+		return fmt.Errorf("%w: ClientCredentials.RenewBefore must not be negative", ErrInvalidConfig)
+	case cc != nil && cc.TokenURL != "":
+		if _, err := parseBaseURL(cc.TokenURL); err != nil {
+			return fmt.Errorf("%w: ClientCredentials.TokenURL must be an absolute http or https URL", ErrInvalidConfig)
+		}
 	}
 	if c.Concurrency < 1 {
 		return fmt.Errorf("%w: Concurrency must be positive, got %d", ErrInvalidConfig, c.Concurrency)

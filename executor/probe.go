@@ -2,38 +2,27 @@ package executor
 
 import (
 	"context"
-	"io"
+	"errors"
 	"net/http"
-	"strconv"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
-// Probe asks whether Apinizer answers at all, for a circuit breaker deciding
-// when an outage is over. It sends GET {base}/apiops/ with the token and
-// changes nothing: any answer below 500 (even 404, which Apinizer gives for
-// that path) shows the server is back; a transport error or a 5xx (a proxy
-// in front of a dead server) is returned as an error matching ErrRetryable.
+// Probe asks whether Apinizer answers and accepts the token, for a circuit
+// breaker deciding when an outage is over and for a worker paused by a
+// rejected token. It sends GET {base}/apiops/projects/, the documented
+// read-only call, and changes nothing. Any answer below 500 except 401 shows
+// the server is back; a transport error or a 5xx (a proxy in front of a dead
+// server) matches ErrRetryable, and a 401 (after one fresh token with client
+// credentials) matches ErrUnauthorized.
 func (c *Client) Probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
-	defer cancel()
-	token, err := c.token()
-	if err != nil {
-		return &TransportError{Err: err}
-	}
 	u := *c.base
-	u.Path, u.RawPath = u.Path+"/apiops/", ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return &TransportError{Err: err}
+	u.Path, u.RawPath = u.Path+"/apiops/projects/", u.RawPath+"/apiops/projects/"
+	// One attempt: the breaker's own schedule is the retry.
+	_, err := c.read(ctx, &request{method: http.MethodGet, url: u.String()}, &backoff.StopBackOff{})
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusUnauthorized {
+		return nil
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := c.http.Do(req)
-	if err != nil {
-		return &TransportError{Err: err}
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxBodyBytes))
-	_ = res.Body.Close()
-	if res.StatusCode >= 500 {
-		return &APIError{StatusCode: res.StatusCode, Code: "http_" + strconv.Itoa(res.StatusCode), Message: "probe answered " + res.Status}
-	}
-	return nil
+	return err
 }

@@ -123,11 +123,18 @@ func apiopsURL(base *url.URL, project string, segs ...segment) (*url.URL, error)
 			return nil, err
 		}
 		path += "/" + s.value
-		raw += "/" + url.PathEscape(s.value)
+		raw += "/" + escapeSegment(s.value)
 	}
 	u := *base
 	u.Path, u.RawPath = path+"/", raw+"/"
 	return &u, nil
+}
+
+// escapeSegment escapes a path parameter, and "+" too: url.PathEscape
+// leaves it, as RFC 3986 allows in a path, but servers and proxies that
+// decode paths like form values would read it as a space.
+func escapeSegment(v string) string {
+	return strings.ReplaceAll(url.PathEscape(v), "+", "%2B")
 }
 
 // checkParam refuses a path parameter that is empty or could change which

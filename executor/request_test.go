@@ -326,3 +326,20 @@ func BenchmarkBuildRequest(b *testing.B) {
 		}
 	}
 }
+
+func TestPlusInANameIsEscaped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.sim.AddKey("MyProject", "a+b")
+	b.sim.AddKey("MyProject", "a b")
+	resp, err := b.client.Execute(context.Background(), &jobs.KeyDelete{ProjectName: "MyProject", KeyName: "a+b"}, Call{})
+	if err != nil || resp.Status != jobs.StatusSucceeded {
+		t.Fatalf("Execute = %+v, %v; want succeeded", resp, err)
+	}
+	if reqs := b.sim.Requests(); len(reqs) != 1 || reqs[0].Path != "/apiops/projects/MyProject/keys/a%2Bb/" {
+		t.Errorf("requests %+v, want one to /apiops/projects/MyProject/keys/a%%2Bb/", reqs)
+	}
+	if b.sim.KeyExists("MyProject", "a+b") || !b.sim.KeyExists("MyProject", "a b") {
+		t.Error(`want "a+b" deleted and "a b" kept`)
+	}
+}

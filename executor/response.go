@@ -35,22 +35,6 @@ type apiBody struct {
 	DeploymentResult *apiDeployment `json:"deploymentResult"`
 }
 
-type apiDeployment struct {
-	Success            *bool  `json:"success"`
-	Message            string `json:"message"`
-	EnvironmentResults []struct {
-		EnvironmentName string `json:"environmentName"`
-		Success         bool   `json:"success"`
-		Message         string `json:"message"`
-	} `json:"environmentResults"`
-	DetailList []struct {
-		EnvName string `json:"envName"`
-		PodName string `json:"podName"`
-		Success bool   `json:"success"`
-		Detail  string `json:"detail"`
-	} `json:"detailList"`
-}
-
 // Values of the newer "status" wrapper.
 const (
 	statusSuccess = "SUCCESS"
@@ -136,64 +120,6 @@ func parseError(status int, header http.Header, body []byte) *APIError {
 		e.Message = http.StatusText(status)
 	}
 	return e
-}
-
-// fold normalises Apinizer's deployment report to one entry per environment.
-// Per-pod entries (detailList) are grouped by environment in order of first
-// appearance; an environment succeeded only if every entry for it did. The
-// report as a whole succeeded only if Apinizer said so (when it said
-// anything) and every environment succeeded: a 200 does not mean every
-// gateway took the change.
-func (d *apiDeployment) fold() *jobs.DeploymentResult {
-	if d == nil {
-		return nil
-	}
-	type entry struct {
-		env, pod, detail string
-		success          bool
-	}
-	entries := make([]entry, 0, len(d.EnvironmentResults)+len(d.DetailList))
-	for _, r := range d.EnvironmentResults {
-		entries = append(entries, entry{env: r.EnvironmentName, detail: r.Message, success: r.Success})
-	}
-	for _, p := range d.DetailList {
-		entries = append(entries, entry{env: p.EnvName, pod: p.PodName, detail: p.Detail, success: p.Success})
-	}
-
-	out := &jobs.DeploymentResult{
-		Success:            d.Success == nil || *d.Success,
-		Message:            sanitize(d.Message, maxBodyBytes),
-		EnvironmentResults: []jobs.EnvironmentResult{},
-	}
-	index := map[string]int{}
-	var failures map[string][]string // failing entries' details per environment
-	for _, e := range entries {
-		i, seen := index[e.env]
-		if !seen {
-			i = len(out.EnvironmentResults)
-			index[e.env] = i
-			out.EnvironmentResults = append(out.EnvironmentResults, jobs.EnvironmentResult{
-				EnvironmentName: e.env, Success: true, Message: sanitize(e.detail, maxBodyBytes),
-			})
-		}
-		if e.success {
-			continue
-		}
-		out.Success = false
-		out.EnvironmentResults[i].Success = false
-		detail := e.detail
-		if e.pod != "" {
-			detail = e.pod + ": " + detail
-		}
-		if failures == nil {
-			failures = map[string][]string{}
-		}
-		failures[e.env] = append(failures[e.env], sanitize(detail, maxBodyBytes))
-	}
-	for env, details := range failures {
-		out.EnvironmentResults[index[env]].Message = strings.Join(details, "; ")
-	}
-	return out
 }
 
 // retryAfter parses a Retry-After header, as delta-seconds or an HTTP-date

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -47,7 +48,13 @@ func TestParseResponse(t *testing.T) {
 				{"envName": "production", "podName": "p1", "podIp": "10.0.0.2", "success": true, "detail": "Deployed again", "responseTime": 13}]}}`,
 			want: Response{Status: jobs.StatusSucceeded, Deployment: &jobs.DeploymentResult{
 				Success: true, Message: "ok",
-				EnvironmentResults: []jobs.EnvironmentResult{okEnv("production", "Deployed"), okEnv("staging", "Deployed")},
+				EnvironmentResults: []jobs.EnvironmentResult{
+					withPods(okEnv("production", "Deployed"),
+						jobs.PodResult{PodName: "p0", PodIP: "10.0.0.1", Success: true, Detail: "Deployed", ResponseTime: 12},
+						jobs.PodResult{PodName: "p1", PodIP: "10.0.0.2", Success: true, Detail: "Deployed again", ResponseTime: 13}),
+					withPods(okEnv("staging", "Deployed"),
+						jobs.PodResult{PodName: "s0", PodIP: "10.0.1.1", Success: true, Detail: "Deployed", ResponseTime: 10}),
+				},
 			}},
 			wantClass: "none",
 		},
@@ -62,8 +69,12 @@ func TestParseResponse(t *testing.T) {
 			want: Response{Status: jobs.StatusPartial, Deployment: &jobs.DeploymentResult{
 				Success: false, Message: "done",
 				EnvironmentResults: []jobs.EnvironmentResult{
-					{EnvironmentName: "production", Success: false, Message: "p1: timeout; p2: refused"},
-					okEnv("staging", "Deployed"),
+					{EnvironmentName: "production", Success: false, Message: "p1: timeout; p2: refused", Pods: []jobs.PodResult{
+						{PodName: "p0", Success: true, Detail: "Deployed"},
+						{PodName: "p1", Success: false, Detail: "timeout"},
+						{PodName: "p2", Success: false, Detail: "refused"},
+					}},
+					withPods(okEnv("staging", "Deployed"), jobs.PodResult{PodName: "s0", Success: true, Detail: "Deployed"}),
 				},
 			}},
 			wantClass: "none",
@@ -265,6 +276,12 @@ func TestParseResponse(t *testing.T) {
 	}
 }
 
+// withPods is env with its pod reports.
+func withPods(env jobs.EnvironmentResult, pods ...jobs.PodResult) jobs.EnvironmentResult {
+	env.Pods = pods
+	return env
+}
+
 func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -336,8 +353,10 @@ func TestAlreadyGoneByStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := alreadyGone(jobs.KindKey, tt.err); got != tt.want {
-				t.Errorf("alreadyGone(key, %v) = %v, want %v", tt.err, got, tt.want)
+			req := &request{kind: jobs.KindKey, delete: true}
+			_, got, err := (&Client{}).settle(context.Background(), &jobs.KeyDelete{}, req, true, tt.err)
+			if err != nil || got != tt.want {
+				t.Errorf("settle(key delete, %v) = %v, %v; want %v, nil", tt.err, got, err, tt.want)
 			}
 		})
 	}

@@ -50,6 +50,9 @@ type DeploymentResult struct {
 	Success            bool                `json:"success"`
 	Message            string              `json:"message"`
 	EnvironmentResults []EnvironmentResult `json:"environmentResults"`
+	// ResponseTime is the deployment's duration in milliseconds, where
+	// Apinizer reports one (its per-pod answers do).
+	ResponseTime int64 `json:"responseTime,omitempty"`
 }
 
 // EnvironmentResult is the deployment outcome in one environment.
@@ -57,15 +60,33 @@ type EnvironmentResult struct {
 	EnvironmentName string `json:"environmentName"`
 	Success         bool   `json:"success"`
 	Message         string `json:"message"`
+	// Pods are the gateway pods of the environment, where Apinizer reports
+	// its deployment per pod.
+	Pods []PodResult `json:"pods,omitempty"`
 }
 
-// ResultError explains a failed job. Code is Apinizer's error code where it
-// gave one, otherwise one of the project's own codes.
+// PodResult is the deployment outcome on one gateway pod, with Apinizer's
+// field names.
+type PodResult struct {
+	PodName string `json:"podName"`
+	PodIP   string `json:"podIp,omitempty"`
+	Success bool   `json:"success"`
+	// Detail is Apinizer's text; successful pods often have none.
+	Detail string `json:"detail,omitempty"`
+	// ResponseTime is the pod's answer time in milliseconds.
+	ResponseTime int64 `json:"responseTime,omitempty"`
+}
+
+// ResultError explains a failed job. Code is one of the project's stable
+// codes (docs/jobs.md), the same whichever revision of Apinizer answered.
 type ResultError struct {
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-	HTTPStatus int    `json:"httpStatus,omitempty"`
-	Retryable  bool   `json:"retryable"`
+	Code string `json:"code"`
+	// ApinizerError is Apinizer's own error token, where it sent one
+	// ("bad_request", "unauthorized_client", "FAILURE").
+	ApinizerError string `json:"apinizerError,omitempty"`
+	Message       string `json:"message"`
+	HTTPStatus    int    `json:"httpStatus,omitempty"`
+	Retryable     bool   `json:"retryable"`
 }
 
 // ResultSubjectPrefix is the prefix of every result subject.

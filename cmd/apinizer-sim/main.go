@@ -5,6 +5,7 @@
 // Besides the APIOps paths it serves:
 //
 //	GET /healthz        200 once serving
+//	POST /apiops/auth/token  client credentials, with --client-id
 //	GET /_sim/requests  the request log as JSON, Authorization values redacted
 //	GET /_sim/state     resources and the Applied/MaxInFlight counters as JSON
 //
@@ -31,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,7 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	token := fs.String("token", "", "bearer `token` every request must carry; empty accepts any non-empty token")
 	latency := fs.Duration("latency", 0, "delay before every APIOps answer")
 	seedFile := fs.String("seed", "", "JSON `file` of projects and resources to start with (default: the built-in MyProject seed)")
-	style := fs.String("style", "classic", `response bodies: "classic" ({"success": true}, environmentResults) or "pods" ({"status": "SUCCESS"}, detailList)`)
+	style := fs.String("style", "classic", `which Apinizer to answer as: "classic" or "old" (the seeds' revision: {"success": true}, environmentResults), "pods" ({"status": "SUCCESS"}, detailList, the seeds' texts), or "current" or "new" (the apinizer-docs revision: its exact texts, 400 for every refusal, 400 for removing a public key that is not assigned)`)
+	clientID := fs.String("client-id", "", "enables POST /apiops/auth/token (client credentials) for this client `id`; needs --client-secret-file")
+	clientSecretFile := fs.String("client-secret-file", "", "`file` holding the client secret for --client-id")
+	tokenTTL := fs.Duration("token-ttl", apinizertest.DefaultTokenTTL, "lifetime of the tokens POST /apiops/auth/token issues")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,16 +76,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var rs apinizertest.ResponseStyle
 	switch *style {
-	case "classic":
+	case "classic", "old":
 		rs = apinizertest.StyleClassic
 	case "pods":
 		rs = apinizertest.StylePods
+	case "current", "new":
+		rs = apinizertest.StyleCurrent
 	default:
-		return fmt.Errorf("--style must be classic or pods, got %q", *style)
+		return fmt.Errorf("--style must be classic (old), pods or current (new), got %q", *style)
+	}
+	if (*clientID == "") != (*clientSecretFile == "") {
+		return errors.New("--client-id and --client-secret-file go together")
+	}
+	if *tokenTTL <= 0 {
+		return fmt.Errorf("--token-ttl must be positive, got %s", *tokenTTL)
+	}
+	var clientSecret string
+	if *clientSecretFile != "" {
+		b, err := os.ReadFile(*clientSecretFile)
+		if err != nil {
+			return fmt.Errorf("--client-secret-file: %w", err)
+		}
+		if clientSecret = strings.TrimSpace(string(b)); clientSecret == "" {
+			return fmt.Errorf("--client-secret-file %s is empty", *clientSecretFile)
+		}
 	}
 
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	sim := apinizertest.New(apinizertest.Config{Token: *token, Latency: *latency, Logger: log, Style: rs})
+	sim := apinizertest.New(apinizertest.Config{
+		Token: *token, Latency: *latency, Logger: log, Style: rs,
+		ClientID: *clientID, ClientSecret: clientSecret, TokenTTL: *tokenTTL,
+	})
 	seed := defaultSeed()
 	if *seedFile != "" {
 		var err error

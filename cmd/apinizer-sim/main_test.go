@@ -152,3 +152,45 @@ func TestRunRejectsBadArguments(t *testing.T) {
 		}
 	}
 }
+
+func TestClientCredentialsIssueShortLivedTokens(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := start(t, "--style", "new", "--client-id", "ops", "--client-secret-file", secret, "--token-ttl", "1h")
+	defer http.DefaultClient.CloseIdleConnections()
+
+	resp, err := http.PostForm(base+"/apiops/auth/token", map[string][]string{
+		"grant_type": {"client_credentials"}, "client_id": {"ops"}, "client_secret": {"s3cret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "Bearer" || tok.ExpiresIn != 3600 {
+		t.Fatalf("token answer %d %+v (%v), want 200 with a Bearer token for 3600s", resp.StatusCode, tok, err)
+	}
+	if status, body := do(t, "GET", base+"/apiops/projects/", tok.AccessToken); status != 200 || !strings.Contains(string(body), `"MyProject"`) {
+		t.Errorf("list projects with the issued token = %d %s, want 200 naming MyProject", status, body)
+	}
+	if status, body := do(t, "GET", base+"/apiops/projects/", "made-up"); status != 401 || !strings.Contains(string(body), "Token is not valid!") {
+		t.Errorf("a made-up token got %d %s, want 401 Token is not valid!", status, body)
+	}
+	_, body := do(t, "GET", base+"/_sim/requests", "")
+	if strings.Contains(string(body), "s3cret") {
+		t.Errorf("the request log holds the client secret: %s", body)
+	}
+}
+
+func TestRunRejectsClientIDWithoutSecret(t *testing.T) {
+	if err := run(context.Background(), []string{"--client-id", "ops"}, io.Discard, io.Discard); err == nil {
+		t.Error("--client-id without --client-secret-file succeeded, want an error")
+	}
+}

@@ -11,8 +11,8 @@ import (
 
 // Fault is a scripted misbehaviour for the requests it matches. A fault
 // either only delays (Delay, or HoldAnswer, after which the request is
-// answered normally) or ends the request in one way: Reply, Hang or Drop,
-// after the optional Delay.
+// answered normally) or ends the request in one way: Reply, Hang, Drop or
+// LoseAnswer, after the optional Delay.
 type Fault struct {
 	// Method and PathPrefix (of the escaped path) select requests; empty
 	// matches any. Match, if set, must also accept the request; it runs
@@ -37,6 +37,10 @@ type Fault struct {
 	Hang bool
 	// Drop closes the connection without answering.
 	Drop bool
+	// LoseAnswer applies the change (if the request is one Apinizer would
+	// accept) and then closes the connection without answering: the lost
+	// answer a retry has to end as the truth.
+	LoseAnswer bool
 }
 
 // Reply is a canned response.
@@ -106,17 +110,17 @@ func (f *activeFault) matches(r *http.Request) bool {
 }
 
 // AddFault appends f to the faults, which are consulted in the order they
-// were added. It panics if f does more than one of Reply, Hang and Drop, or
-// nothing at all: that is a mistake in the test.
+// were added. It panics if f does more than one of Reply, Hang, Drop and
+// LoseAnswer, or nothing at all: that is a mistake in the test.
 func (s *Simulator) AddFault(f Fault) {
 	ends := 0
-	for _, b := range []bool{f.Reply != nil, f.Hang, f.Drop} {
+	for _, b := range []bool{f.Reply != nil, f.Hang, f.Drop, f.LoseAnswer} {
 		if b {
 			ends++
 		}
 	}
 	if ends > 1 || (ends == 0 && f.Delay <= 0 && f.HoldAnswer <= 0) || (ends == 1 && f.HoldAnswer > 0) {
-		panic("apinizertest: a Fault must Delay or HoldAnswer, or end the request with exactly one of Reply, Hang and Drop")
+		panic("apinizertest: a Fault must Delay or HoldAnswer, or end the request with exactly one of Reply, Hang, Drop and LoseAnswer")
 	}
 	left := f.Times
 	if left <= 0 {
@@ -141,6 +145,7 @@ type outcome struct {
 	holdAnswer time.Duration
 	reply      *Reply
 	hang, drop bool
+	loseAnswer bool
 }
 
 // takeFault consumes the faults that apply to r: every matching delay-only
@@ -157,8 +162,8 @@ func (s *Simulator) takeFault(r *http.Request) outcome {
 		}
 		out.delay += f.Delay
 		out.holdAnswer += f.HoldAnswer
-		if f.Reply != nil || f.Hang || f.Drop {
-			out.reply, out.hang, out.drop = f.Reply, f.Hang, f.Drop
+		if f.Reply != nil || f.Hang || f.Drop || f.LoseAnswer {
+			out.reply, out.hang, out.drop, out.loseAnswer = f.Reply, f.Hang, f.Drop, f.LoseAnswer
 			break
 		}
 	}

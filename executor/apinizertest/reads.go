@@ -1,0 +1,113 @@
+package apinizertest
+
+import (
+	"crypto/sha1" //nolint:gosec // Apinizer identifies certificates by SHA-1 thumbprint.
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Bodies of the read-only calls, in the field order of Apinizer's pages.
+type (
+	certificateList struct {
+		Success    bool          `json:"success"`
+		ResultList []certificate `json:"resultList"`
+	}
+	certificate struct {
+		Name                       string                   `json:"name"`
+		Description                string                   `json:"description"`
+		CertificateEnvironmentList []certificateEnvironment `json:"certificateEnvironmentList"`
+	}
+	certificateEnvironment struct {
+		EnvironmentName      string `json:"environmentName"`
+		StartDate            string `json:"startDate"`
+		EndDate              string `json:"endDate"`
+		Base64EncodedContent string `json:"base64EncodedContent"`
+		SHA1Thumbprint       string `json:"sha1Thumbprint"`
+		SubjectDN            string `json:"subjectDn"`
+		Alias                string `json:"alias"`
+	}
+	projectList struct {
+		Status      string        `json:"status"`
+		ResultList  []projectInfo `json:"resultList"`
+		ResultCount int           `json:"resultCount"`
+	}
+	projectInfo struct {
+		ID                 string   `json:"id"`
+		Name               string   `json:"name"`
+		Description        string   `json:"description"`
+		RelativePath       string   `json:"relativePath"`
+		EnableRelativePath bool     `json:"enableRelativePath"`
+		Tags               []string `json:"tags"`
+	}
+)
+
+// getCertificateBody is GET …/certificates/{name}/ as
+// keys-secrets_crud_get-certificate.mdx shows it: the certificate with one
+// entry per environment it is deployed to.
+func getCertificateBody(c *Certificate) certificateList {
+	out := certificate{Name: c.Name, Description: c.Description, CertificateEnvironmentList: []certificateEnvironment{}}
+	e := certificateEnvironment{SHA1Thumbprint: thumbprint(c.PEM), Alias: c.Alias}
+	if der := firstCertificate(c.PEM); der != nil {
+		e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
+		if x, err := x509.ParseCertificate(der); err == nil {
+			e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
+			e.EndDate = x.NotAfter.UTC().Format("2006-01-02T15:04:05.000Z")
+			e.SubjectDN = x.Subject.String()
+		}
+	}
+	for _, env := range c.Environments {
+		e.EnvironmentName = env
+		out.CertificateEnvironmentList = append(out.CertificateEnvironmentList, e)
+	}
+	return certificateList{Success: true, ResultList: []certificate{out}}
+}
+
+// listProjects is GET /apiops/projects/ as projects_list-projects.mdx shows
+// it. Callers hold s.mu.
+func (s *Simulator) listProjects() (int, any) {
+	names := make([]string, 0, len(s.projects))
+	for name := range s.projects {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := projectList{Status: "SUCCESS", ResultList: []projectInfo{}, ResultCount: len(names)}
+	for i, name := range names {
+		sum := sha1.Sum([]byte(name)) //nolint:gosec // an id, not a signature
+		out.ResultList = append(out.ResultList, projectInfo{
+			ID: hex.EncodeToString(sum[:12]), Name: name, Description: name,
+			RelativePath: "/" + strings.ToLower(name), EnableRelativePath: i%2 == 0, Tags: []string{},
+		})
+	}
+	return http.StatusOK, out
+}
+
+// firstCertificate is the DER of the first CERTIFICATE block in pemText.
+func firstCertificate(pemText string) []byte {
+	rest := []byte(pemText)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil
+		}
+		if block.Type == "CERTIFICATE" {
+			return block.Bytes
+		}
+	}
+}
+
+// thumbprint is the SHA-1 thumbprint of the first certificate in pemText,
+// upper-case hex as Apinizer shows it; "" if there is none.
+func thumbprint(pemText string) string {
+	der := firstCertificate(pemText)
+	if der == nil {
+		return ""
+	}
+	sum := sha1.Sum(der) //nolint:gosec // a thumbprint, not a signature
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}

@@ -1,0 +1,82 @@
+package apinizertest
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Operations the simulator serves.
+const (
+	opCertificateUpdate         = "certificate.update"
+	opCertificateCreate         = "certificate.create"
+	opCertificateDelete         = "certificate.delete"
+	opKeyDelete                 = "key.delete"
+	opCredentialDelete          = "credential.delete"
+	opCredentialPublicKeyDelete = "credential.publickey.delete"
+	opCertificateGet            = "certificate.get"
+	opProjectList               = "project.list"
+)
+
+// route is an APIOps path matched to its operation.
+type route struct {
+	op, kind, project, name string
+}
+
+// key is the resource key "kind/project/name".
+func (r *route) key() string { return r.kind + "/" + r.project + "/" + r.name }
+
+// read reports whether the operation changes nothing.
+func (r *route) read() bool { return r.op == opCertificateGet || r.op == opProjectList }
+
+// parseRoute matches an escaped path against the APIOps templates, which all
+// end in "/". It returns 404 for any other path and 405 for a known path
+// with the wrong method, as Apinizer's framework does.
+func parseRoute(method, escapedPath string) (*route, int) {
+	rest, ok := strings.CutPrefix(escapedPath, "/apiops/projects/")
+	if !ok || (rest != "" && !strings.HasSuffix(rest, "/")) {
+		return nil, http.StatusNotFound
+	}
+	if rest == "" {
+		if method != http.MethodGet {
+			return nil, http.StatusMethodNotAllowed
+		}
+		return &route{op: opProjectList, kind: "project"}, 0
+	}
+	segs := strings.Split(strings.TrimSuffix(rest, "/"), "/")
+	for i, seg := range segs {
+		v, err := url.PathUnescape(seg)
+		if err != nil || v == "" {
+			return nil, http.StatusNotFound
+		}
+		segs[i] = v
+	}
+	var rt *route
+	allowed := ""
+	switch {
+	case len(segs) == 2 && segs[1] == "certificates":
+		rt, allowed = &route{op: opCertificateCreate, kind: "certificate", project: segs[0]}, http.MethodPost
+	case len(segs) == 3 && segs[1] == "certificates":
+		rt = &route{kind: "certificate", project: segs[0], name: segs[2]}
+		switch method {
+		case http.MethodPut:
+			rt.op, allowed = opCertificateUpdate, method
+		case http.MethodDelete:
+			rt.op, allowed = opCertificateDelete, method
+		case http.MethodGet:
+			rt.op, allowed = opCertificateGet, method
+		}
+	case len(segs) == 3 && segs[1] == "keys":
+		rt, allowed = &route{op: opKeyDelete, kind: "key", project: segs[0], name: segs[2]}, http.MethodDelete
+	case len(segs) == 3 && segs[1] == "credentials":
+		rt, allowed = &route{op: opCredentialDelete, kind: "credential", project: segs[0], name: segs[2]}, http.MethodDelete
+	case len(segs) == 4 && segs[1] == "credentials" && segs[3] == "publicKey":
+		rt, allowed = &route{op: opCredentialPublicKeyDelete, kind: "credential", project: segs[0], name: segs[2]}, http.MethodDelete
+	default:
+		return nil, http.StatusNotFound
+	}
+	if method != allowed {
+		return nil, http.StatusMethodNotAllowed
+	}
+	return rt, 0
+}
