@@ -30,6 +30,8 @@ var wantCodes = map[error]string{
 	jobs.ErrRequired:       "missing_field",
 	jobs.ErrInvalidValue:   "invalid_field",
 	jobs.ErrIDMismatch:     "job_id_mismatch",
+	jobs.ErrUnknownField:   "invalid_job",
+	jobs.ErrDuplicateField: "invalid_job",
 }
 
 // decodeCase is a message Decode must refuse, and how it must say so.
@@ -313,7 +315,7 @@ func decodeCases(tb testing.TB) []decodeCase {
 			want: want, field: c.field, jobID: id(upd),
 		})
 	}
-	return cases
+	return append(cases, strictCases(tb)...)
 }
 
 func TestDecodeRefusesEveryBrokenRule(t *testing.T) {
@@ -379,12 +381,6 @@ func TestDecodeAcceptsValidJobs(t *testing.T) {
 			subject: jobs.SubjectCredentialDelete, msgID: "msg-42",
 			body: editBody(t, jobs.SubjectCredentialDelete, unset("jobId")),
 			want: &jobs.CredentialDelete{JobID: "msg-42", ProjectName: "MyProject", Username: "api-user"},
-		},
-		{
-			name:    "unknown fields are ignored",
-			subject: jobs.SubjectCredentialPublicKeyDelete,
-			body:    editBody(t, jobs.SubjectCredentialPublicKeyDelete, set("priority", map[string]any{"level": 3})),
-			want:    exampleJob(t, jobs.SubjectCredentialPublicKeyDelete),
 		},
 		{
 			name:    "omitted JWK actions mean Apinizer's defaults",
