@@ -200,6 +200,9 @@ func decodeCases(tb testing.TB) []decodeCase {
 		{"containing a percent sign", "100%"},
 		{"containing a question mark", "a?b"},
 		{"containing a hash", "a#b"},
+		{"containing a space", "My Project"},
+		{"containing a no-break space", "My\u00a0Project"},
+		{"ending in a space", "my-key "},
 	}
 	for _, n := range names {
 		cases = append(cases, decodeCase{
@@ -412,9 +415,9 @@ func TestDecodeAcceptsValidJobs(t *testing.T) {
 			name:    "names of MaxNameSize bytes in any script decode",
 			subject: jobs.SubjectCredentialDelete,
 			body: editBody(t, jobs.SubjectCredentialDelete,
-				set("projectName", "Müşteri Projesi"), set("username", strings.Repeat("ü", jobs.MaxNameSize/2))),
+				set("projectName", "Müşteri-Projesi"), set("username", strings.Repeat("ü", jobs.MaxNameSize/2))),
 			want: &jobs.CredentialDelete{
-				JobID: "delete-2026-11-23-api-user", ProjectName: "Müşteri Projesi", Username: strings.Repeat("ü", jobs.MaxNameSize/2),
+				JobID: "delete-2026-11-23-api-user", ProjectName: "Müşteri-Projesi", Username: strings.Repeat("ü", jobs.MaxNameSize/2),
 			},
 		},
 		{
