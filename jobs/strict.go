@@ -97,11 +97,14 @@ func derefType(t reflect.Type) reflect.Type {
 // escape that is not valid Unicode (a lone surrogate, which encoding/json
 // would turn into U+FFFD) is malformed.
 func checkNames(body []byte, known members) (jobID string, err error) {
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body))
-	if dec.PeekKind() != '{' {
+	w := walkers.Get().(*walker)
+	defer w.release()
+	w.buf = *bytes.NewBuffer(body) // read in place, not copied
+	w.dec.Reset(&w.buf)
+	if w.dec.PeekKind() != '{' {
 		return "", nil // not an object: json.Unmarshal has said why
 	}
-	err = walkObject(dec, known, &jobID)
+	err = w.walkObject(known, &jobID)
 	switch field := duplicate(err); {
 	case err == nil:
 		return jobID, nil
@@ -114,35 +117,53 @@ func checkNames(body []byte, known members) (jobID string, err error) {
 	}
 }
 
+// walker is a reusable decoder: Decode runs for every message, and a fresh
+// jsontext.Decoder costs several allocations.
+type walker struct {
+	dec  jsontext.Decoder
+	buf  bytes.Buffer
+	name []byte // an unquoted name with escapes
+}
+
+var walkers = sync.Pool{New: func() any { return new(walker) }}
+
+// release returns w to the pool without a reference to the body.
+func (w *walker) release() {
+	w.buf = bytes.Buffer{}
+	w.dec.Reset(&w.buf)
+	walkers.Put(w)
+}
+
 // walkObject reads one object whose names must be among known. At the top
 // level (jobID not nil) it records the value of a "jobId" string member. An
 // unknown name does not stop the walk, so that a jobId after it is still
 // found; the first problem is the one reported.
-func walkObject(dec *jsontext.Decoder, known members, jobID *string) error {
+func (w *walker) walkObject(known members, jobID *string) error {
+	dec := &w.dec
 	if _, err := dec.ReadToken(); err != nil { // '{'
 		return err
 	}
 	var first error
 	for dec.PeekKind() != '}' {
-		tok, err := dec.ReadToken()
+		name, err := w.readName()
 		if err != nil {
 			if jobID != nil && duplicate(err) == "jobId" {
 				*jobID = "" // which one is meant is anybody's guess
 			}
 			return cmp.Or(first, err)
 		}
-		name := tok.String()
-		sub, ok := known[name]
+		sub, ok := known[string(name)] // no allocation for a map lookup
 		switch {
 		case !ok:
-			first = cmp.Or(first, unknownField(fieldAt(dec.StackPointer()), name, known))
+			first = cmp.Or(first, unknownField(fieldAt(dec.StackPointer()), string(name), known))
 			err = dec.SkipValue()
-		case name == "jobId" && jobID != nil && dec.PeekKind() == '"':
+		case jobID != nil && string(name) == "jobId" && dec.PeekKind() == '"':
+			var tok jsontext.Token
 			if tok, err = dec.ReadToken(); err == nil {
 				*jobID = tok.String()
 			}
 		default:
-			err = walkValue(dec, sub)
+			err = w.walkValue(sub)
 		}
 		if err != nil {
 			return cmp.Or(first, err)
@@ -153,6 +174,20 @@ func walkObject(dec *jsontext.Decoder, known members, jobID *string) error {
 	}
 	_, err := dec.ReadToken() // '}'
 	return err
+}
+
+// readName reads an object member's name, unquoted. The result is valid
+// until the next read.
+func (w *walker) readName() ([]byte, error) {
+	v, err := w.dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], nil
+	}
+	w.name, err = jsontext.AppendUnquote(w.name[:0], v)
+	return w.name, err
 }
 
 // duplicate returns the field a repeated name error is about, or "".
@@ -166,19 +201,20 @@ func duplicate(err error) string {
 
 // walkValue reads one value, checking the names of the objects in it when
 // known says what they may be.
-func walkValue(dec *jsontext.Decoder, known members) error {
+func (w *walker) walkValue(known members) error {
+	dec := &w.dec
 	if known == nil {
 		return dec.SkipValue()
 	}
 	switch dec.PeekKind() {
 	case '{':
-		return walkObject(dec, known, nil)
+		return w.walkObject(known, nil)
 	case '[':
 		if _, err := dec.ReadToken(); err != nil {
 			return err
 		}
 		for dec.PeekKind() != ']' {
-			if err := walkValue(dec, known); err != nil {
+			if err := w.walkValue(known); err != nil {
 				return err
 			}
 		}
