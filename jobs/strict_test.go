@@ -13,12 +13,7 @@ import (
 // starts from them too.
 func strictCases(tb testing.TB) []decodeCase {
 	tb.Helper()
-	const (
-		upd  = jobs.SubjectCertificateUpdate
-		key  = jobs.SubjectKeyDelete
-		cred = jobs.SubjectCredentialDelete
-		pub  = jobs.SubjectCredentialPublicKeyDelete
-	)
+	upd, key, cred, pub := jobs.SubjectCertificateUpdate, jobs.SubjectKeyDelete, jobs.SubjectCredentialDelete, jobs.SubjectCredentialPublicKeyDelete
 	keyJob := func(members string) []byte {
 		return []byte(`{"jobId":"k-1","projectName":"MyProject",` + members + `}`)
 	}
@@ -105,11 +100,7 @@ func strictCases(tb testing.TB) []decodeCase {
 
 func TestStrictDecodingMessagesNameTheField(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		body string
-		want string
-	}{
+	tests := []struct{ name, body, want string }{
 		{
 			"a misspelled field is named",
 			`{"jobId":"k-1","projectName":"p","keyName":"k","jwkDeleteActoin":"DELETE"}`,

@@ -11,24 +11,24 @@ import (
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
+// looseJob is a key.delete job whose names encoding/json would have matched
+// loosely or dropped.
+type looseJob struct {
+	name     string
+	id       string
+	header   bool // publish with Nats-Msg-Id set to the id
+	body     string
+	keys     []string // keys the body names, all of which must survive
+	mentions []string // what the error message must name
+}
+
 // TestLooseFieldNamesFailWithInvalidJobAndZeroApinizerCalls publishes jobs
 // whose names encoding/json would have matched loosely or dropped. Each names
 // a key that exists, so a worker that ran it would delete it: each must
 // instead fail with invalid_job, naming the field, without calling Apinizer.
 func TestLooseFieldNamesFailWithInvalidJobAndZeroApinizerCalls(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	cases := []struct {
-		name     string
-		id       string
-		header   bool // publish with Nats-Msg-Id set to the id
-		body     string
-		keys     []string // keys the body names, all of which must survive
-		mentions []string // what the error message must name
-	}{
+	cases := []looseJob{
 		{
 			name: "a misspelled jwkDeleteAction", id: "strict-unknown", header: true,
 			body: `{"jobId":"strict-unknown","projectName":"` + project + `","keyName":"strict-1","jwkDeleteActoin":"DELETE"}`,
@@ -50,6 +50,9 @@ func TestLooseFieldNamesFailWithInvalidJobAndZeroApinizerCalls(t *testing.T) {
 			keys: []string{"strict-4a", "strict-4b"}, mentions: []string{"KEYNAME"},
 		},
 	}
+	b := setup(t)
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, c := range cases {
