@@ -20,15 +20,17 @@ const MaxBodySize = 1 << 20
 // The subject picks the concrete type; the header may be nil.
 //
 // The body must be at most MaxBodySize bytes of valid UTF-8 holding one JSON
-// object. Unknown fields are ignored, so that producers can send fields a
-// newer worker understands without breaking older ones; field names are
-// matched as encoding/json does (case-insensitively, the last duplicate
-// wins), and the result is validated either way. The job id is the body's
-// jobId or, if that is absent, the Nats-Msg-Id header; when both are present
-// they must agree.
+// object. Names are matched exactly: a member the job type does not have, one
+// written in another letter case and one given twice in any object are
+// refused (ErrUnknownField, ErrDuplicateField), since a misspelled optional
+// field would otherwise be dropped and the job run with Apinizer's default.
+// Producers extend jobs through documented fields only. The job id is the
+// body's jobId or, if that is absent, the Nats-Msg-Id header; when both are
+// present they must agree.
 //
 // Every failure is a *DecodeError whose Err is a *FieldError or wraps
-// ErrUnknownSubject, ErrMalformed or ErrTooLarge.
+// ErrUnknownSubject, ErrMalformed or ErrTooLarge. Failures are reported in
+// this order: subject, size, JSON syntax, names, types, id, rules.
 func Decode(subject string, header nats.Header, body []byte) (Job, error) {
 	headerID := header.Get(nats.MsgIdHdr)
 	job, bodyID, err := decode(subject, headerID, body)
@@ -53,8 +55,20 @@ func decode(subject, headerID string, body []byte) (job Job, bodyID string, err 
 	if !utf8.Valid(body) {
 		return nil, "", fmt.Errorf("%w: body is not valid UTF-8", ErrMalformed)
 	}
-	if err := json.Unmarshal(body, job); err != nil {
-		return nil, *id, unmarshalError(err)
+	// encoding/json checks the syntax of the whole body before it fills in
+	// anything, so a body that is not JSON is malformed whatever its names.
+	uerr := json.Unmarshal(body, job)
+	if syntaxErr := (*json.SyntaxError)(nil); errors.As(uerr, &syntaxErr) {
+		return nil, "", unmarshalError(uerr)
+	}
+	// Names before types: until they are known to be exact, *id may hold
+	// a value from a "JOBID" member.
+	bodyID, err = checkNames(body, schemaOf(job))
+	if err != nil {
+		return nil, bodyID, err
+	}
+	if uerr != nil {
+		return nil, *id, unmarshalError(uerr)
 	}
 	bodyID = *id
 	switch {

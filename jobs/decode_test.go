@@ -30,6 +30,8 @@ var wantCodes = map[error]string{
 	jobs.ErrRequired:       "missing_field",
 	jobs.ErrInvalidValue:   "invalid_field",
 	jobs.ErrIDMismatch:     "job_id_mismatch",
+	jobs.ErrUnknownField:   "invalid_job",
+	jobs.ErrDuplicateField: "invalid_job",
 }
 
 // decodeCase is a message Decode must refuse, and how it must say so.
@@ -198,6 +200,9 @@ func decodeCases(tb testing.TB) []decodeCase {
 		{"containing a percent sign", "100%"},
 		{"containing a question mark", "a?b"},
 		{"containing a hash", "a#b"},
+		{"containing a space", "My Project"},
+		{"containing a no-break space", "My\u00a0Project"},
+		{"ending in a space", "my-key "},
 	}
 	for _, n := range names {
 		cases = append(cases, decodeCase{
@@ -313,7 +318,7 @@ func decodeCases(tb testing.TB) []decodeCase {
 			want: want, field: c.field, jobID: id(upd),
 		})
 	}
-	return cases
+	return append(cases, strictCases(tb)...)
 }
 
 func TestDecodeRefusesEveryBrokenRule(t *testing.T) {
@@ -381,12 +386,6 @@ func TestDecodeAcceptsValidJobs(t *testing.T) {
 			want: &jobs.CredentialDelete{JobID: "msg-42", ProjectName: "MyProject", Username: "api-user"},
 		},
 		{
-			name:    "unknown fields are ignored",
-			subject: jobs.SubjectCredentialPublicKeyDelete,
-			body:    editBody(t, jobs.SubjectCredentialPublicKeyDelete, set("priority", map[string]any{"level": 3})),
-			want:    exampleJob(t, jobs.SubjectCredentialPublicKeyDelete),
-		},
-		{
 			name:    "omitted JWK actions mean Apinizer's defaults",
 			subject: jobs.SubjectCertificateDelete,
 			body:    editBody(t, jobs.SubjectCertificateDelete, unset("jwkDeleteAction")),
@@ -416,9 +415,9 @@ func TestDecodeAcceptsValidJobs(t *testing.T) {
 			name:    "names of MaxNameSize bytes in any script decode",
 			subject: jobs.SubjectCredentialDelete,
 			body: editBody(t, jobs.SubjectCredentialDelete,
-				set("projectName", "Müşteri Projesi"), set("username", strings.Repeat("ü", jobs.MaxNameSize/2))),
+				set("projectName", "Müşteri-Projesi"), set("username", strings.Repeat("ü", jobs.MaxNameSize/2))),
 			want: &jobs.CredentialDelete{
-				JobID: "delete-2026-11-23-api-user", ProjectName: "Müşteri Projesi", Username: strings.Repeat("ü", jobs.MaxNameSize/2),
+				JobID: "delete-2026-11-23-api-user", ProjectName: "Müşteri-Projesi", Username: strings.Repeat("ü", jobs.MaxNameSize/2),
 			},
 		},
 		{

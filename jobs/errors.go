@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -28,12 +29,23 @@ var (
 	// and differ, so JetStream would deduplicate on a different key than the
 	// worker.
 	ErrIDMismatch = errors.New("id mismatch")
+	// ErrUnknownField: the body has a member the job type does not
+	// document, or writes a documented one in another letter case.
+	// encoding/json would ignore the first and take the second for the
+	// field, so a typo would silently change the job.
+	ErrUnknownField = errors.New("unknown field")
+	// ErrDuplicateField: an object in the body names a member twice.
+	// encoding/json would keep the last copy without a word.
+	ErrDuplicateField = errors.New("duplicate field")
 )
 
 // FieldError is a rule broken by one field. Err is ErrRequired,
-// ErrInvalidValue or ErrIDMismatch.
+// ErrInvalidValue, ErrIDMismatch, ErrUnknownField or ErrDuplicateField.
 type FieldError struct {
-	// Field is the JSON name of the field, such as "certificateName".
+	// Field is the JSON name of the field, such as "certificateName". For
+	// ErrUnknownField and ErrDuplicateField it is the name as the body
+	// wrote it (below the top level, its path: "list/0/name"); messages
+	// quote it when it is not a plain name.
 	Field string
 	// Err is the sentinel the failure matches.
 	Err error
@@ -50,7 +62,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // text is the message without the package prefix, for embedding in a
 // DecodeError.
 func (e *FieldError) text() string {
-	s := e.Field + ": " + e.Err.Error()
+	s := fieldName(e.Field) + ": " + e.Err.Error()
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
@@ -94,6 +106,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 //	missing_field    ErrRequired
 //	invalid_field    ErrInvalidValue
 //	job_id_mismatch  ErrIDMismatch
+//	invalid_job      ErrUnknownField, ErrDuplicateField
 //
 // A DecodeError built outside this package around some other error reports
 // malformed_job.
@@ -109,6 +122,8 @@ func (e *DecodeError) Code() string {
 		return "invalid_field"
 	case errors.Is(e.Err, ErrIDMismatch):
 		return "job_id_mismatch"
+	case errors.Is(e.Err, ErrUnknownField), errors.Is(e.Err, ErrDuplicateField):
+		return "invalid_job"
 	default:
 		return "malformed_job"
 	}
@@ -130,4 +145,19 @@ func quote(s string) string {
 		cut--
 	}
 	return fmt.Sprintf("%q...", s[:cut])
+}
+
+// fieldName renders a field name for a message: as it is when it is a plain
+// name of at most maxQuoted bytes (every documented field is), quoted
+// otherwise, since an unknown name is whatever the body sent.
+func fieldName(s string) string {
+	if s == "" || len(s) > maxQuoted {
+		return quote(s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./", r)) {
+			return quote(s)
+		}
+	}
+	return s
 }

@@ -171,7 +171,9 @@ func idProblem(id string) string {
 // checkName checks a value that becomes a path segment of the Apinizer URL.
 // Escaping alone is not trusted: a proxy or servlet container in front of
 // Apinizer may decode %2F or normalise "..", so any value that could change
-// the path after such decoding is refused, and '%' with it.
+// the path after such decoding is refused, and '%' with it. White space is
+// refused because Apinizer does not allow it in names (getting-started,
+// "Path Parameter Rules"), so such a job could only fail at Apinizer.
 func checkName(field, s string) error {
 	if s == "" {
 		return &FieldError{Field: field, Err: ErrRequired}
@@ -192,6 +194,8 @@ func checkName(field, s string) error {
 			return invalid(field, "contains control character %U", r)
 		case strings.ContainsRune(`/\%?#`, r):
 			return invalid(field, "contains %q", string(r))
+		case unicode.IsSpace(r):
+			return invalid(field, "contains white space %U; Apinizer does not allow spaces in names", r)
 		}
 	}
 	return nil

@@ -73,11 +73,11 @@ func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
 		return lineCount
 	}
 	add := func(raw json.RawMessage, offset int64) {
-		var head struct {
-			Subject string `json:"subject"`
+		s, body, err := splitSubject(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", lineAt(offset), err))
+			return
 		}
-		_ = json.Unmarshal(raw, &head)
-		s := head.Subject
 		if s == "" {
 			s = subject
 		}
@@ -85,7 +85,7 @@ func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
 			errs = append(errs, fmt.Errorf("line %d: no subject (give the job a \"subject\" field or use --subject)", lineAt(offset)))
 			return
 		}
-		job, err := jobs.Decode(s, nil, raw)
+		job, err := jobs.Decode(s, nil, body)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w", lineAt(offset), err))
 			return
