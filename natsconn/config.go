@@ -39,7 +39,7 @@ type Config struct {
 	CredsFile string
 	// NKeySeedFile is a file holding a user NKey seed.
 	NKeySeedFile string
-	// User and Password authenticate by name; Password needs User.
+	// User and Password authenticate by name.
 	User     string
 	Password string
 	// Token authenticates with an authorization token.
@@ -113,9 +113,6 @@ func (c Config) Validate() error {
 		// The worker used to pick one silently; an operator who set two
 		// would never learn which one the server saw.
 		bad(methods[1], "set only one way to authenticate: a .creds file, an NKey seed file, a user and password, or a token")
-	}
-	if c.Password != "" && c.User == "" {
-		bad(SettingPassword, "a password needs a user")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad(SettingTLSCertFile, "a client certificate and its key go together")

@@ -24,7 +24,6 @@ func TestValidateRefusesEachBadSettingByName(t *testing.T) {
 		{"a URL that does not parse", natsconn.Config{URL: "nats://u:" + secret + "%zz@nats:4222"}, natsconn.SettingURL},
 		{"a .creds file and a user", natsconn.Config{URL: "nats://nats", CredsFile: "u.creds", User: "u"}, natsconn.SettingUser},
 		{"an NKey and a token", natsconn.Config{URL: "nats://nats", NKeySeedFile: "u.nk", Token: secret}, natsconn.SettingToken},
-		{"a password without a user", natsconn.Config{URL: "nats://nats", Password: secret}, natsconn.SettingPassword},
 		{"a client certificate without its key", natsconn.Config{URL: "nats://nats", TLSCertFile: "c.pem"}, natsconn.SettingTLSCertFile},
 		{"a client key without its certificate", natsconn.Config{URL: "nats://nats", TLSKeyFile: "k.pem"}, natsconn.SettingTLSCertFile},
 		{"a negative connect timeout", natsconn.Config{URL: "nats://nats", ConnectTimeout: -time.Second}, natsconn.SettingConnectTimeout},
@@ -98,12 +97,12 @@ func TestRedactDropsCredentialsFromEachURL(t *testing.T) {
 
 func TestRenameNamesEachSettingTheCommandsWay(t *testing.T) {
 	t.Parallel()
-	err := natsconn.Config{Password: "p", TLSCertFile: "c.pem"}.WithDefaults().Validate()
+	err := natsconn.Config{CredsFile: "u.creds", Token: "t", TLSCertFile: "c.pem"}.WithDefaults().Validate()
 	got := natsconn.Rename(err, map[natsconn.Setting]string{
 		natsconn.SettingURL:         "NATS_URL",
 		natsconn.SettingTLSCertFile: "NATS_TLS_CERT",
 	}).Error()
-	for _, want := range []string{"NATS_URL: required", "NATS_TLS_CERT: ", string(natsconn.SettingPassword) + ": a password needs a user"} {
+	for _, want := range []string{"NATS_URL: required", "NATS_TLS_CERT: ", string(natsconn.SettingToken) + ": set only one way"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("renamed error does not contain %q:\n%s", want, got)
 		}

@@ -11,7 +11,6 @@ const (
 	SettingCredsFile      Setting = "NATS .creds file"
 	SettingNKeySeedFile   Setting = "NATS NKey seed file"
 	SettingUser           Setting = "NATS user"
-	SettingPassword       Setting = "NATS password"
 	SettingToken          Setting = "NATS token"
 	SettingTLSCAFile      Setting = "NATS TLS CA file"
 	SettingTLSCertFile    Setting = "NATS TLS client certificate"

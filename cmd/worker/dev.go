@@ -72,10 +72,10 @@ func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
 	env.sim = apinizertest.NewServer(apinizertest.Config{Token: devToken, Logger: log.With("component", "apinizer-simulator")})
 	seedSimulator(env.sim, pem)
 
-	env.cfg.natsURL = ns.ClientURL()
+	env.cfg.nats.URL = ns.ClientURL()
 	env.cfg.apinizerURL = env.sim.URL
 	env.cfg.apinizerToken, env.cfg.apinizerTokenFile = devToken, ""
-	log.Warn("DEVELOPMENT SETUP ready", "nats", env.cfg.natsURL, "apinizer_simulator", env.sim.URL, "nats_data", dir)
+	log.Warn("DEVELOPMENT SETUP ready", "nats", env.cfg.nats.URL, "apinizer_simulator", env.sim.URL, "nats_data", dir)
 	return env, nil
 }
 

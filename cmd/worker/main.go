@@ -31,6 +31,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
 
-	nc, err := connectNATS(cfg, log)
+	nc, err := connectNATS(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -216,51 +217,11 @@ func routes(reg *prometheus.Registry, withPprof bool, ready func() bool) http.Ha
 	return mux
 }
 
-// connectNATS connects with the authentication and TLS settings given;
-// credentials are never logged.
-func connectNATS(cfg config, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name("apiops-worker"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		// A connection cut off without a reset (a partition, a dead peer)
-		// stays open for nats.go's default 2 × 2 minutes of pings; the worker
-		// would look ready while holding jobs it cannot settle. Pinging every
-		// 5s notices within about 15s, and the client reconnects.
-		nats.PingInterval(5 * time.Second),
-		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("NATS disconnected", "err", err)
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
-		}),
-	}
-	switch {
-	case cfg.natsCreds != "":
-		opts = append(opts, nats.UserCredentials(cfg.natsCreds))
-	case cfg.natsNKey != "":
-		o, err := nats.NkeyOptionFromSeed(cfg.natsNKey)
-		if err != nil {
-			return nil, fmt.Errorf("NATS_NKEY: %w", err)
-		}
-		opts = append(opts, o)
-	case cfg.natsUser != "":
-		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
-	case cfg.natsToken != "":
-		opts = append(opts, nats.Token(cfg.natsToken))
-	}
-	if cfg.natsTLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.natsTLSCA))
-	}
-	if cfg.natsTLSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.natsTLSCert, cfg.natsTLSKey))
-	}
-	nc, err := nats.Connect(cfg.natsURL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
+// connectNATS connects as cfg says, naming the variable at fault in an
+// error.
+func connectNATS(ctx context.Context, cfg config, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := natsconn.Connect(ctx, cfg.nats, log)
+	return nc, natsconn.Rename(err, natsVars)
 }
 
 // drain closes the connection after flushing what is in flight (acks, naks,
