@@ -3,24 +3,18 @@ package natsconn_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/apiops-worker/apiops-worker/internal/capture"
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/natsconn/natsconntest"
 )
 
-// captureLogger logs everything, debug included, to the returned buffer.
-func captureLogger() (*slog.Logger, *capture.Buffer) {
-	buf := &capture.Buffer{}
-	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
+var captureLogger = natsconntest.CaptureLogger
 
 func TestConnectEachMethodConnectsAndAWrongCredentialIsRefusedWithoutLeaking(t *testing.T) {
 	t.Parallel()

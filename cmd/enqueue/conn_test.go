@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/apiops-worker/apiops-worker/internal/capture"
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/natsconn"
@@ -30,14 +29,7 @@ func TestConnectionEnqueuesToAServerThatRequiresTLSOrNKeys(t *testing.T) {
 			url := srv.ClientURL()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			admin := a.Good
-			admin.URL = url
-			nc, err := natsconn.Connect(ctx, admin, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(nc.Close)
-			js, err := jetstream.New(nc)
+			js, err := jetstream.New(a.Conn(t, url))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +39,7 @@ func TestConnectionEnqueuesToAServerThatRequiresTLSOrNKeys(t *testing.T) {
 
 			enqueue := func(t *testing.T, jobID string, env map[string]string, flags ...string) (string, error) {
 				t.Helper()
-				var stdout, stderr capture.Buffer
+				var stdout, stderr strings.Builder
 				args := append([]string{"key", "delete", "--project", "MyProject", "--name", "k", "--id", jobID}, flags...)
 				err := run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
 				return stderr.String(), err
@@ -86,7 +78,7 @@ func TestConnectionEnqueuesToAServerThatRequiresTLSOrNKeys(t *testing.T) {
 				if err == nil {
 					t.Fatal("enqueue succeeded with a wrong setting")
 				}
-				if code := exitCode(err, &capture.Buffer{}); code != 2 {
+				if code := exitCode(err, io.Discard); code != 2 {
 					t.Errorf("exit status %d, want 2", code)
 				}
 				if !strings.Contains(err.Error(), "NATS at "+url) {

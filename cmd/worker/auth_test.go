@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,17 +22,12 @@ import (
 	"github.com/apiops-worker/apiops-worker/streams"
 )
 
-// captureLogger logs everything, debug included, to the returned buffer.
-func captureLogger() (*slog.Logger, *capture.Buffer) {
-	buf := &capture.Buffer{}
-	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
-
 // Every way of authenticating to NATS is tested in natsconn against a server
 // that requires it; the tests here are the worker's side (its variables'
 // names in errors, the whole run against a server with auth), with the
 // helpers natsconn's tests use.
 var (
+	captureLogger  = natsconntest.CaptureLogger
 	assertNoSecret = natsconntest.AssertNoSecret
 	writeTestFile  = natsconntest.WriteFile
 	pemBody        = natsconntest.PEMBody

@@ -6,7 +6,9 @@
 package natsconntest
 
 import (
+	"context"
 	"crypto/tls"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +16,10 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/apiops-worker/apiops-worker/internal/capture"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/natsconn"
 )
@@ -224,6 +228,26 @@ func PEMBody(p []byte) string {
 		return string(p)
 	}
 	return lines[1]
+}
+
+// CaptureLogger logs everything, debug included, to the returned buffer.
+func CaptureLogger() (*slog.Logger, *capture.Buffer) {
+	buf := &capture.Buffer{}
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// Conn connects to the server at url with a's good settings, for the
+// test's own setup; the connection is closed by the test's cleanup.
+func (a Auth) Conn(tb testing.TB, url string) *nats.Conn {
+	tb.Helper()
+	cfg := a.Good
+	cfg.URL = url
+	nc, err := natsconn.Connect(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatalf("natsconntest: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }
 
 // AssertNoSecret fails the test if any secret occurs in text, naming where
