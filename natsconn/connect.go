@@ -66,7 +66,11 @@ func (c Config) options(log *slog.Logger) ([]nats.Option, error) {
 		nats.PingInterval(c.PingInterval),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("NATS disconnected", "err", err)
+			// nats.go calls this on Close too, with no error, and maybe
+			// after the caller has moved on: closing is not news.
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			// Not nats.go's ConnectedUrlRedacted: it keeps a token
