@@ -2,8 +2,9 @@
 // Apinizer through its APIOps endpoints, and publishes one result per job.
 //
 // Configuration comes from environment variables, each with a flag that
-// overrides it; run with -h for the list. With --dev it starts an embedded
-// NATS server and the Apinizer simulator instead of connecting to real ones.
+// overrides it; run with -h for the list. Built with the dev tag (make run),
+// --dev starts an embedded NATS server and the Apinizer simulator instead of
+// connecting to real ones; the production build carries neither.
 package main
 
 import (
@@ -175,7 +176,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var samples sync.WaitGroup
 	if dev != nil && cfg.samples {
 		fmt.Fprintf(stdout, "metrics: %s\n", metricsURL)
-		samples.Go(func() { publishSamples(ctx, js, dev.pem, stdout, log) })
+		samples.Go(func() { dev.publishSamples(ctx, js, stdout, log) })
 	}
 
 	runErr := w.Run(ctx)
