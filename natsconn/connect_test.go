@@ -138,14 +138,25 @@ func TestConnectGivesUpWhenTheContextEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 8)
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			accepted <- c
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
