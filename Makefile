@@ -22,7 +22,7 @@ build:
 
 ## run: the worker with an embedded NATS JetStream server and the Apinizer simulator; publishes one sample job of each kind, prints the results, serves until Ctrl-C
 run:
-	$(GO) run ./cmd/worker --dev --samples --metrics-addr 127.0.0.1:9090
+	$(GO) run -tags dev ./cmd/worker --dev --samples --metrics-addr 127.0.0.1:9090
 
 ## test: unit tests with the race detector, the Prometheus rule tests, the deployment files' tests, then the integration suite (containers)
 test: test-unit test-rules test-deploy
@@ -30,7 +30,7 @@ test: test-unit test-rules test-deploy
 
 ## test-unit: unit tests only, with the race detector
 test-unit:
-	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
+	$(GO) test -race -count=1 -timeout 10m -tags dev $(UNIT_PKGS)
 
 ## fuzz: run each fuzz target for $(FUZZTIME)
 fuzz:

@@ -7,8 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
-	"strings"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,19 +15,16 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
 
 // common holds the flags every command takes.
 type common struct {
-	natsURL  string
-	creds    string
-	user     string
-	password string
-	token    string
-	id       string
-	wait     bool
-	timeout  time.Duration
+	nats    natsconn.Config
+	id      string
+	wait    bool
+	timeout time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -38,28 +34,27 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 		}
 		return fallback
 	}
-	fs.StringVar(&c.natsURL, "nats-url", def("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL(s) ($NATS_URL)")
-	fs.StringVar(&c.creds, "creds", getenv("NATS_CREDS"), "NATS .creds file ($NATS_CREDS)")
-	fs.StringVar(&c.user, "user", getenv("NATS_USER"), "NATS user ($NATS_USER)")
-	fs.StringVar(&c.password, "password", getenv("NATS_PASSWORD"), "NATS password ($NATS_PASSWORD)")
-	fs.StringVar(&c.token, "token", getenv("NATS_TOKEN"), "NATS token ($NATS_TOKEN)")
+	c.nats.Name = "apiops-enqueue"
+	fs.StringVar(&c.nats.URL, "nats-url", def("NATS_URL", natsconn.DefaultURL), "NATS server URL(s) ($NATS_URL)")
+	fs.StringVar(&c.nats.CredsFile, "creds", getenv("NATS_CREDS"), "NATS .creds file ($NATS_CREDS)")
+	fs.StringVar(&c.nats.NKeySeedFile, "nkey", getenv("NATS_NKEY"), "NATS NKey seed file ($NATS_NKEY)")
+	fs.StringVar(&c.nats.User, "user", getenv("NATS_USER"), "NATS user ($NATS_USER)")
+	fs.StringVar(&c.nats.Password, "password", getenv("NATS_PASSWORD"), "NATS password ($NATS_PASSWORD)")
+	fs.StringVar(&c.nats.Token, "token", getenv("NATS_TOKEN"), "NATS token ($NATS_TOKEN)")
+	fs.StringVar(&c.nats.TLSCAFile, "tls-ca", getenv("NATS_TLS_CA"), "CA file to verify the NATS server ($NATS_TLS_CA)")
+	fs.StringVar(&c.nats.TLSCertFile, "tls-cert", getenv("NATS_TLS_CERT"), "client certificate file for NATS ($NATS_TLS_CERT)")
+	fs.StringVar(&c.nats.TLSKeyFile, "tls-key", getenv("NATS_TLS_KEY"), "client key file for NATS ($NATS_TLS_KEY)")
 	fs.BoolVar(&c.wait, "wait", false, "wait for each job's result, print it, and fail unless every job succeeded")
 	fs.DurationVar(&c.timeout, "timeout", time.Minute, "with --wait, how long to wait for the results")
 }
 
-func (c *common) connect() (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name("apiops-enqueue"), nats.Timeout(5 * time.Second)}
-	switch {
-	case c.creds != "":
-		opts = append(opts, nats.UserCredentials(c.creds))
-	case c.user != "":
-		opts = append(opts, nats.UserInfo(c.user, c.password))
-	case c.token != "":
-		opts = append(opts, nats.Token(c.token))
-	}
-	nc, err := nats.Connect(c.natsURL, opts...)
+// connect opens the connection; a lost connection is reported on stderr
+// while the client reconnects.
+func (c *common) connect(ctx context.Context, stderr io.Writer) (*nats.Conn, jetstream.JetStream, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nc, err := natsconn.Connect(ctx, c.nats, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURL(c.natsURL), err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
@@ -67,18 +62,6 @@ func (c *common) connect() (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
-}
-
-// redactURL drops user information from a NATS URL list before it is shown.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			u.User = nil
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // waiter collects the results of the jobs it was told about. It is started
@@ -179,7 +162,7 @@ func runResult(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New("result: want exactly one job id")
 	}
 	jobID := fs.Arg(0)
-	nc, js, err := c.connect()
+	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if subject != "" {
 		filter = dlq.Subject(subject)
 	}
-	nc, js, err := c.connect()
+	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
 	}

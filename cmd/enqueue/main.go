@@ -62,8 +62,9 @@ const usage = `usage:
   enqueue result JOB_ID                     (print a past job's result)
   enqueue dlq list [--subject S] [--limit N] | show ID | replay ID|--all [--subject S] | purge [--subject S]
 
-common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --user U ($NATS_USER) --password P ($NATS_PASSWORD)
-              --token T ($NATS_TOKEN) --id JOB_ID --wait --timeout DURATION
+common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --nkey FILE ($NATS_NKEY) --user U ($NATS_USER)
+              --password P ($NATS_PASSWORD) --token T ($NATS_TOKEN) --tls-ca FILE ($NATS_TLS_CA)
+              --tls-cert FILE ($NATS_TLS_CERT) --tls-key FILE ($NATS_TLS_KEY) --id JOB_ID --wait --timeout DURATION
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -137,7 +137,7 @@ func skipSpace(data []byte, off int64) int64 {
 // with Nats-Msg-Id set to its job id, and prints the job ids, or with --wait
 // their results.
 func publishJobs(ctx context.Context, c *common, list []jobs.Job, stdout, stderr io.Writer) error {
-	nc, js, err := c.connect()
+	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -15,20 +15,13 @@ import (
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/natsconn"
 )
 
 // config is the worker's configuration: every setting has an environment
 // variable, a flag that overrides it, and a default.
 type config struct {
-	natsURL      string
-	natsCreds    string
-	natsUser     string
-	natsPassword string
-	natsToken    string
-	natsNKey     string
-	natsTLSCA    string
-	natsTLSCert  string
-	natsTLSKey   string
+	nats natsconn.Config
 
 	apinizerURL        string
 	apinizerToken      string
@@ -110,15 +103,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fs.BoolVar(p, name, v, usage+" ($"+env+")")
 	}
 
-	str(&c.natsURL, "NATS_URL", "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	str(&c.natsCreds, "NATS_CREDS", "nats-creds", "", "NATS .creds file")
-	str(&c.natsUser, "NATS_USER", "nats-user", "", "NATS user")
-	str(&c.natsPassword, "NATS_PASSWORD", "nats-password", "", "NATS password")
-	str(&c.natsToken, "NATS_TOKEN", "nats-token", "", "NATS token")
-	str(&c.natsNKey, "NATS_NKEY", "nats-nkey", "", "NATS NKey seed file")
-	str(&c.natsTLSCA, "NATS_TLS_CA", "nats-tls-ca", "", "CA file to verify the NATS server")
-	str(&c.natsTLSCert, "NATS_TLS_CERT", "nats-tls-cert", "", "client certificate file for NATS")
-	str(&c.natsTLSKey, "NATS_TLS_KEY", "nats-tls-key", "", "client key file for NATS")
+	c.nats.Name = "apiops-worker"
+	str(&c.nats.URL, "NATS_URL", "nats-url", natsconn.DefaultURL, "NATS server URL(s), comma-separated")
+	str(&c.nats.CredsFile, "NATS_CREDS", "nats-creds", "", "NATS .creds file")
+	str(&c.nats.User, "NATS_USER", "nats-user", "", "NATS user")
+	str(&c.nats.Password, "NATS_PASSWORD", "nats-password", "", "NATS password")
+	str(&c.nats.Token, "NATS_TOKEN", "nats-token", "", "NATS token")
+	str(&c.nats.NKeySeedFile, "NATS_NKEY", "nats-nkey", "", "NATS NKey seed file")
+	str(&c.nats.TLSCAFile, "NATS_TLS_CA", "nats-tls-ca", "", "CA file to verify the NATS server")
+	str(&c.nats.TLSCertFile, "NATS_TLS_CERT", "nats-tls-cert", "", "client certificate file for NATS")
+	str(&c.nats.TLSKeyFile, "NATS_TLS_KEY", "nats-tls-key", "", "client key file for NATS")
 	str(&c.apinizerURL, "APINIZER_URL", "apinizer-url", "", "Apinizer base URL, e.g. https://demo.apinizer.com")
 	str(&c.apinizerTokenFile, "APINIZER_TOKEN_FILE", "apinizer-token-file", "", "file holding the Apinizer personal API access token")
 	c.apinizerToken = getenv("APINIZER_TOKEN") // no flag: a flag would show in ps
@@ -187,14 +181,11 @@ func (c config) validate() error {
 			bad("WORKER_DEV_SAMPLES", "only with --dev")
 		}
 	}
-	if c.natsURL == "" {
-		bad("NATS_URL", "required")
+	if err := natsconn.Rename(c.nats.Validate(), natsVars); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.apinizerClientCert == "") != (c.apinizerClientKey == "") {
 		bad("APINIZER_CLIENT_CERT", "APINIZER_CLIENT_CERT and APINIZER_CLIENT_KEY go together")
-	}
-	if (c.natsTLSCert == "") != (c.natsTLSKey == "") {
-		bad("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
 	}
 	if c.concurrency < 1 || c.concurrency > 4096 {
 		bad("WORKER_CONCURRENCY", "%d: want 1 to 4096", c.concurrency)
@@ -236,6 +227,17 @@ func (c config) validate() error {
 		bad("LOG_FORMAT", "%q: want json or text", c.logFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// natsVars names the variable of each NATS setting in errors.
+var natsVars = map[natsconn.Setting]string{
+	natsconn.SettingURL:          "NATS_URL",
+	natsconn.SettingCredsFile:    "NATS_CREDS",
+	natsconn.SettingNKeySeedFile: "NATS_NKEY",
+	natsconn.SettingUser:         "NATS_USER",
+	natsconn.SettingToken:        "NATS_TOKEN",
+	natsconn.SettingTLSCAFile:    "NATS_TLS_CA",
+	natsconn.SettingTLSCertFile:  "NATS_TLS_CERT",
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -129,7 +129,7 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 					"provision": true, "dev": false, "allowInsecureHTTP": false,
 				}
 				got := map[string]any{
-					"natsURL": c.natsURL, "metricsAddr": c.metricsAddr, "concurrency": c.concurrency,
+					"natsURL": c.nats.URL, "metricsAddr": c.metricsAddr, "concurrency": c.concurrency,
 					"ackWait": c.ackWait, "maxDeliver": c.maxDeliver, "retryBudget": c.retryBudget,
 					"attemptTimeout": c.attemptTimeout, "jobTimeout": c.jobTimeout,
 					"lease": c.lease, "logLevel": c.logLevel, "logFormat": c.logFormat,
@@ -147,9 +147,9 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 			env:  merge(validEnv(), map[string]string{"WORKER_CONCURRENCY": "8", "LOG_LEVEL": "warn", "NATS_URL": "nats://env:4222"}),
 			args: []string{"--concurrency=4", "--log-level=debug", "--nats-url=nats://flag:4222", "--no-provision"},
 			check: func(t *testing.T, c config) {
-				if c.concurrency != 4 || c.logLevel != "debug" || c.natsURL != "nats://flag:4222" || c.provision {
+				if c.concurrency != 4 || c.logLevel != "debug" || c.nats.URL != "nats://flag:4222" || c.provision {
 					t.Errorf("concurrency %d, log level %s, NATS URL %s, provision %t; want the flags' 4, debug, nats://flag:4222, false",
-						c.concurrency, c.logLevel, c.natsURL, c.provision)
+						c.concurrency, c.logLevel, c.nats.URL, c.provision)
 				}
 			},
 		},

@@ -1,3 +1,5 @@
+//go:build dev
+
 package main
 
 import (
@@ -21,7 +23,8 @@ import (
 const devToken = "dev-token"
 
 // devEnv is the development setup: an embedded NATS server with JetStream and
-// the Apinizer simulator, both on loopback.
+// the Apinizer simulator, both on loopback. It is built only with the dev
+// tag, so that the production binary and image carry neither (nodev.go).
 type devEnv struct {
 	cfg     config
 	nats    *server.Server
@@ -72,10 +75,10 @@ func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
 	env.sim = apinizertest.NewServer(apinizertest.Config{Token: devToken, Logger: log.With("component", "apinizer-simulator")})
 	seedSimulator(env.sim, pem)
 
-	env.cfg.natsURL = ns.ClientURL()
+	env.cfg.nats.URL = ns.ClientURL()
 	env.cfg.apinizerURL = env.sim.URL
 	env.cfg.apinizerToken, env.cfg.apinizerTokenFile = devToken, ""
-	log.Warn("DEVELOPMENT SETUP ready", "nats", env.cfg.natsURL, "apinizer_simulator", env.sim.URL, "nats_data", dir)
+	log.Warn("DEVELOPMENT SETUP ready", "nats", env.cfg.nats.URL, "apinizer_simulator", env.sim.URL, "nats_data", dir)
 	return env, nil
 }
 
@@ -128,7 +131,7 @@ func sampleJobs(runID, pem string) []jobs.Job {
 
 // publishSamples publishes one job of each kind and prints each result as it
 // arrives.
-func publishSamples(ctx context.Context, js jetstream.JetStream, pem string, stdout io.Writer, log *slog.Logger) {
+func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, stdout io.Writer, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// An ordered consumer created before publishing sees every result.
@@ -137,7 +140,7 @@ func publishSamples(ctx context.Context, js jetstream.JetStream, pem string, std
 		log.Error("samples: results consumer", "err", err)
 		return
 	}
-	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"), pem)
+	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"), e.pem)
 	want := make(map[string]bool, len(samples))
 	for _, job := range samples {
 		if _, err := jobs.Publish(ctx, js, job); err != nil {

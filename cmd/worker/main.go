@@ -2,8 +2,9 @@
 // Apinizer through its APIOps endpoints, and publishes one result per job.
 //
 // Configuration comes from environment variables, each with a flag that
-// overrides it; run with -h for the list. With --dev it starts an embedded
-// NATS server and the Apinizer simulator instead of connecting to real ones.
+// overrides it; run with -h for the list. Built with the dev tag (make run),
+// --dev starts an embedded NATS server and the Apinizer simulator instead of
+// connecting to real ones; the production build carries neither.
 package main
 
 import (
@@ -31,6 +32,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
 
-	nc, err := connectNATS(cfg, log)
+	nc, err := connectNATS(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -174,7 +176,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var samples sync.WaitGroup
 	if dev != nil && cfg.samples {
 		fmt.Fprintf(stdout, "metrics: %s\n", metricsURL)
-		samples.Go(func() { publishSamples(ctx, js, dev.pem, stdout, log) })
+		samples.Go(func() { dev.publishSamples(ctx, js, stdout, log) })
 	}
 
 	runErr := w.Run(ctx)
@@ -216,51 +218,11 @@ func routes(reg *prometheus.Registry, withPprof bool, ready func() bool) http.Ha
 	return mux
 }
 
-// connectNATS connects with the authentication and TLS settings given;
-// credentials are never logged.
-func connectNATS(cfg config, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name("apiops-worker"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		// A connection cut off without a reset (a partition, a dead peer)
-		// stays open for nats.go's default 2 × 2 minutes of pings; the worker
-		// would look ready while holding jobs it cannot settle. Pinging every
-		// 5s notices within about 15s, and the client reconnects.
-		nats.PingInterval(5 * time.Second),
-		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("NATS disconnected", "err", err)
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
-		}),
-	}
-	switch {
-	case cfg.natsCreds != "":
-		opts = append(opts, nats.UserCredentials(cfg.natsCreds))
-	case cfg.natsNKey != "":
-		o, err := nats.NkeyOptionFromSeed(cfg.natsNKey)
-		if err != nil {
-			return nil, fmt.Errorf("NATS_NKEY: %w", err)
-		}
-		opts = append(opts, o)
-	case cfg.natsUser != "":
-		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
-	case cfg.natsToken != "":
-		opts = append(opts, nats.Token(cfg.natsToken))
-	}
-	if cfg.natsTLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.natsTLSCA))
-	}
-	if cfg.natsTLSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.natsTLSCert, cfg.natsTLSKey))
-	}
-	nc, err := nats.Connect(cfg.natsURL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
+// connectNATS connects as cfg says, naming the variable at fault in an
+// error.
+func connectNATS(ctx context.Context, cfg config, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := natsconn.Connect(ctx, cfg.nats, log)
+	return nc, natsconn.Rename(err, natsVars)
 }
 
 // drain closes the connection after flushing what is in flight (acks, naks,
