@@ -40,15 +40,17 @@ fuzz:
 ## bench: the end-to-end benchmark program (worker against raw JetStream), then the Go benchmarks
 bench: bench-program bench-go
 
-## lint: go.mod and go.sum tidy, gofmt, go vet and staticcheck, in this module and in deploy/kubernetes (its own go.mod)
+## lint: go.mod and go.sum tidy, gofmt, go vet and staticcheck (also on the dev-tagged development stack), in this module and in deploy/kubernetes (its own go.mod)
 lint:
 	$(GO) mod tidy -diff
 	cd deploy/kubernetes && $(GO) mod tidy -diff
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags dev ./cmd/worker
 	cd deploy/kubernetes && $(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags dev ./cmd/worker
 	cd deploy/kubernetes && $(STATICCHECK) ./...
 
 ## clean: remove build outputs
