@@ -155,13 +155,6 @@ func isOutage(err error) bool {
 	return false
 }
 
-// Prober checks whether Apinizer answers. *executor.Client implements it.
-type Prober interface {
-	Probe(ctx context.Context) error
-}
-
-var _ Prober = (*executor.Client)(nil)
-
 // superviseBreaker, each time the breaker opens, pauses the jobs consumer
 // (so every replica stops, not only this one) and probes Apinizer with
 // backoff until it answers; then it closes the breaker and resumes the
@@ -181,7 +174,7 @@ func (w *Worker) superviseBreaker(ctx context.Context) {
 				return
 			}
 			w.breaker.probing()
-			err := w.prober.Probe(ctx)
+			err := w.exec.Probe(ctx)
 			if ctx.Err() != nil {
 				return
 			}

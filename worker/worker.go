@@ -23,7 +23,8 @@ import (
 // *executor.Client implements it.
 type Executor interface {
 	Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error)
-	Prober
+	// Probe checks whether Apinizer answers.
+	Probe(ctx context.Context) error
 }
 
 var _ Executor = (*executor.Client)(nil)
@@ -36,7 +37,6 @@ type Worker struct {
 	stream   string
 	consumer string
 	exec     Executor
-	prober   Prober
 	breaker  *breaker
 	// calls holds a token per Apinizer call in flight.
 	calls chan struct{}
@@ -57,7 +57,7 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Execu
 	info := cons.CachedInfo()
 	return &Worker{
 		cfg: cfg, js: js, cons: cons, stream: info.Stream, consumer: info.Name,
-		exec: exec, prober: exec, log: cfg.Logger,
+		exec: exec, log: cfg.Logger,
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.Logger, cfg.Metrics),
 		calls:   make(chan struct{}, cfg.Concurrency),
 	}, nil
