@@ -55,7 +55,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 // decided asks decide for the delivery's fate, and logs it.
 func (w *Worker) decided(d *delivery, prior int, resp executor.Response, err error) fate {
 	f := decide(attempt{
-		delivered: d.deliveries, maxDeliver: w.cfg.MaxDeliver, prior: prior,
+		delivered: d.deliveries, maxDeliver: w.maxDeliver, prior: prior,
 		backoff: w.cfg.RedeliveryDelay(d.deliveries), resp: resp, err: err,
 	})
 	attempts := prior + resp.Attempts

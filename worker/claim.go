@@ -43,7 +43,7 @@ func (w *Worker) busy(d *delivery, err error, reason string) fate {
 	if !errors.As(err, &b) {
 		d.logger().Warn("ledger unavailable", "err", err)
 	}
-	return busy(err, reason, w.cfg.Now(), w.cfg.AckWait, w.cfg.RedeliveryDelay(d.deliveries))
+	return busy(err, reason, w.cfg.Now(), w.ackWait, w.cfg.RedeliveryDelay(d.deliveries))
 }
 
 // claimJob waits, keeping the message alive, while another claim on the job
@@ -51,7 +51,7 @@ func (w *Worker) busy(d *delivery, err error, reason string) fate {
 // lease runs out, and a nak would spend a delivery on nothing. It gives up
 // after two ack waits (a live duplicate still running).
 func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
-	return retryBusy(ctx, 2*w.cfg.AckWait, func(ctx context.Context) (*ledger.JobClaim, error) {
+	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.JobClaim, error) {
 		return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
 	})
 }
@@ -62,7 +62,7 @@ func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, e
 // ack waits, so a job stuck behind a dead holder's lease goes back to the
 // stream.
 func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
-	lock, err := retryBusy(ctx, 2*w.cfg.AckWait, func(ctx context.Context) (*ledger.ResourceLock, error) {
+	lock, err := retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.ResourceLock, error) {
 		return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
 	})
 	if err == nil {

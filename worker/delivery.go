@@ -172,7 +172,7 @@ func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(
 	// reporter only runs once it is: a timer costs far less than a goroutine
 	// with a ticker per job.
 	reported := make(chan struct{})
-	t := time.AfterFunc(w.cfg.AckWait/3, func() {
+	t := time.AfterFunc(w.ackWait/3, func() {
 		defer close(reported)
 		w.keepAlive(ctx, cancel, d, h)
 	})
@@ -190,7 +190,7 @@ func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(
 // leases; if the claim was taken over, it cancels the work.
 func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *delivery, h *hold) {
 	// It starts when the first report is due.
-	t := time.NewTicker(w.cfg.AckWait / 3)
+	t := time.NewTicker(w.ackWait / 3)
 	defer t.Stop()
 	for ctx.Err() == nil {
 		if err := d.msg.InProgress(); err != nil {
@@ -198,7 +198,7 @@ func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *de
 		}
 		// The renewal must not be cut off by the job finishing meanwhile:
 		// its write could land with the reply lost.
-		renewCtx, cancelRenew := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.AckWait/3)
+		renewCtx, cancelRenew := context.WithTimeout(context.WithoutCancel(ctx), w.ackWait/3)
 		err := h.renew(renewCtx)
 		cancelRenew()
 		if errors.Is(err, ledger.ErrLost) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -265,10 +264,6 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	maxDeliver, err := strconv.Atoi(os.Getenv("MAX_DELIVER"))
-	if err != nil {
-		return fail(err)
-	}
 	nc, err := nats.Connect(os.Getenv("NATS_URL"))
 	if err != nil {
 		return fail(err)
@@ -294,7 +289,7 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	w, err := worker.New(worker.Config{Concurrency: 8, AckWait: ackWait, MaxDeliver: maxDeliver, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
+	w, err := worker.New(worker.Config{Concurrency: 8, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
 	if err != nil {
 		return fail(err)
 	}

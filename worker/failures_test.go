@@ -296,7 +296,7 @@ func (b *bundle) startChild(t *testing.T) *exec.Cmd {
 	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), childEnv+"=1", "NATS_URL="+b.nc.ConnectedUrl(), "APINIZER_URL="+b.sim.URL,
-		fmt.Sprintf("ACK_WAIT=%s", b.topo.AckWait), fmt.Sprintf("MAX_DELIVER=%d", b.topo.MaxDeliver))
+		fmt.Sprintf("ACK_WAIT=%s", b.topo.AckWait))
 	child.Stdout, child.Stderr = testWriter{t}, testWriter{t}
 	if err := child.Start(); err != nil {
 		t.Fatal(err)

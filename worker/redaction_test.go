@@ -256,8 +256,6 @@ func startRedactionWorker(t *testing.T, b *bundle, sim *apinizertest.Server, log
 	reg := prometheus.NewRegistry()
 	w, err := worker.New(worker.Config{
 		Concurrency:     4,
-		AckWait:         b.topo.AckWait,
-		MaxDeliver:      b.topo.MaxDeliver,
 		FetchWait:       500 * time.Millisecond,
 		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
 		Ledger:          led,
