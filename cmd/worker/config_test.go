@@ -382,25 +382,19 @@ func isTransport(err error) bool {
 // rule the worker or the topology owns comes back naming both ways to set it.
 func TestConfigErrorOfAComponentSettingNamesTheVariableAndTheFlag(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		want string
-	}{
-		{"a concurrency of 0", map[string]string{"WORKER_CONCURRENCY": "0"}, nil, "WORKER_CONCURRENCY (--concurrency): must be 1 to 4096, not 0"},
-		{"a max jobs flag below the concurrency", nil, []string{"--concurrency=8", "--max-jobs=4"}, "WORKER_MAX_JOBS (--max-jobs): must be 0 (twice the concurrency) or 8 (the concurrency) to 8192, not 4"},
-		{"an ack wait of 500ms", map[string]string{"WORKER_ACK_WAIT": "500ms"}, nil, "WORKER_ACK_WAIT (--ack-wait): must be at least 1s, not 500ms"},
-		{"a max deliver of 1", map[string]string{"WORKER_MAX_DELIVER": "1"}, nil, "WORKER_MAX_DELIVER (--max-deliver): must be at least 2, not 1"},
-		{"6 replicas", nil, []string{"--replicas=6"}, "WORKER_STREAM_REPLICAS (--replicas): must be 1 to 5, not 6"},
-		{"a shutdown grace of 0s", map[string]string{"WORKER_SHUTDOWN_GRACE": "0s"}, nil, "WORKER_SHUTDOWN_GRACE (--shutdown-grace): must be positive, not 0s"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name+" is refused with "+tc.want, func(t *testing.T) {
+	// Each error, and the flags that cause it.
+	for want, args := range map[string][]string{
+		"WORKER_CONCURRENCY (--concurrency): must be 1 to 4096, not 0":                                          {"--concurrency=0"},
+		"WORKER_MAX_JOBS (--max-jobs): must be 0 (twice the concurrency) or 8 (the concurrency) to 8192, not 4": {"--concurrency=8", "--max-jobs=4"},
+		"WORKER_ACK_WAIT (--ack-wait): must be at least 1s, not 500ms":                                          {"--ack-wait=500ms"},
+		"WORKER_MAX_DELIVER (--max-deliver): must be at least 2, not 1":                                         {"--max-deliver=1"},
+		"WORKER_STREAM_REPLICAS (--replicas): must be 1 to 5, not 6":                                            {"--replicas=6"},
+		"WORKER_SHUTDOWN_GRACE (--shutdown-grace): must be positive, not 0s":                                    {"--shutdown-grace=0s"},
+	} {
+		t.Run(strings.Join(args, " ")+" is refused with "+want, func(t *testing.T) {
 			t.Parallel()
-			_, err := parseConfig(tc.args, envOf(merge(validEnv(), tc.env)), io.Discard)
-			if err == nil || err.Error() != tc.want {
-				t.Errorf("parseConfig: %v, want %q", err, tc.want)
+			if _, err := parseConfig(args, envOf(validEnv()), io.Discard); err == nil || err.Error() != want {
+				t.Errorf("parseConfig: %v, want %q", err, want)
 			}
 		})
 	}
