@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -38,5 +39,32 @@ func TestTheConsumersLastDeliveryGivesUp(t *testing.T) {
 	recs := deadLetters(t, b)
 	if len(recs) != 1 || recs[0].Reason != dlq.ReasonMaxDeliveries || recs[0].Deliveries != 2 {
 		t.Errorf("dead letters %+v, want the job, for %s after 2 deliveries", recs, dlq.ReasonMaxDeliveries)
+	}
+}
+
+// A call longer than the ack wait keeps its delivery: progress is reported
+// every third of the ack wait, so the server never redelivers the job.
+func TestACallLongerThanTheAckWaitIsNotRedelivered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sim.AddKey(project, "slow")
+	b.sim.SetLatency(2 * b.topo.AckWait)
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{})
+
+	b.publish(t, &jobs.KeyDelete{JobID: "slow", ProjectName: project, KeyName: "slow"})
+	r := rs.next(t, 1, 30*time.Second)["slow"]
+	if r.Status != jobs.StatusSucceeded || r.Attempts != 1 {
+		t.Errorf("result: %s after %d attempts, want succeeded after 1", r.Status, r.Attempts)
+	}
+	cons, err := b.js.Consumer(context.Background(), streams.Jobs, streams.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cons.CachedInfo().Delivered.Consumer; n != 1 {
+		t.Errorf("the job was delivered %d times, want once", n)
+	}
+	if n := len(b.sim.Requests()); n != 1 {
+		t.Errorf("simulator received %d requests, want 1", n)
 	}
 }

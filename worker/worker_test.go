@@ -2,27 +2,20 @@ package worker_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/apiops-worker/apiops-worker/executor"
-	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/poll"
-	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
@@ -38,146 +31,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
-}
-
-const (
-	project = workertest.Project
-	token   = workertest.Token
-)
-
-// bundle is what a worker test works with: a real JetStream server, the
-// Apinizer simulator and the means to start real workers on them.
-type bundle struct {
-	js    jetstream.JetStream
-	nc    *nats.Conn
-	sim   *apinizertest.Server
-	pem   string
-	topo  streams.Config
-	stack *workertest.Stack
-}
-
-func setup(t *testing.T, configure ...func(*server.Options)) *bundle {
-	t.Helper()
-	st := workertest.Start(t, streams.Config{AckWait: 3 * time.Second, MaxDeliver: 5, DuplicateWindow: time.Minute}, configure...)
-	return &bundle{js: st.JS, nc: st.NC, sim: st.Sim, pem: newPEM(t), topo: st.Topology, stack: st}
-}
-
-type workerOpts struct {
-	concurrency int
-	maxJobs     int
-	retry       executor.RetryPolicy
-	grace       time.Duration
-	// wrap, if set, wraps the executor (to inject a panic).
-	wrap func(worker.Executor) worker.Executor
-}
-
-// startWorker runs a real worker, with fast redeliveries and probes and its
-// logs in the test's log, until the returned stop function is called or the
-// test ends; stop returns Run's error.
-func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg *prometheus.Registry) {
-	t.Helper()
-	return b.stack.StartWorker(t, workertest.Worker{
-		Config: worker.Config{
-			Concurrency:     o.concurrency,
-			MaxJobs:         o.maxJobs,
-			ShutdownGrace:   o.grace,
-			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
-			Logger:          testLogger(t),
-			ProbeInterval:   20 * time.Millisecond,
-		},
-		Retry: o.retry,
-		Lease: 2 * b.topo.AckWait,
-		Wrap:  o.wrap,
-	})
-}
-
-// results collects results from the results stream.
-type results struct {
-	cons jetstream.Consumer
-}
-
-func (b *bundle) watchResults(t *testing.T) *results {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cons, err := b.js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &results{cons: cons}
-}
-
-// next returns the next n results, failing the test if they do not arrive
-// within timeout.
-func (r *results) next(t *testing.T, n int, timeout time.Duration) map[string]jobs.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	got := make(map[string]jobs.Result, n)
-	for i := 0; i < n; i++ {
-		msg, err := r.cons.Next(jetstream.FetchContext(ctx))
-		if err != nil {
-			t.Fatalf("got %d of %d results: %v", len(got), n, err)
-		}
-		var res jobs.Result
-		if err := json.Unmarshal(msg.Data(), &res); err != nil {
-			t.Fatalf("result %s is not JSON: %v", msg.Data(), err)
-		}
-		if msg.Subject() != jobs.ResultSubject(res.Subject) {
-			t.Errorf("result of %s published on %s", res.Subject, msg.Subject())
-		}
-		if want := jobs.ResultMsgID(res.JobID); msg.Headers().Get(nats.MsgIdHdr) != want {
-			t.Errorf("result %s: Nats-Msg-Id %q, want %q", res.JobID, msg.Headers().Get(nats.MsgIdHdr), want)
-		}
-		if _, dup := got[res.JobID]; dup {
-			t.Errorf("second result for job %s", res.JobID)
-		}
-		got[res.JobID] = res
-	}
-	return got
-}
-
-// streamMsgs reports how many messages a stream holds.
-func (b *bundle) streamMsgs(t *testing.T, name string) uint64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := b.js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
-func (b *bundle) publish(t *testing.T, js ...jobs.Job) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, j := range js {
-		if _, err := jobs.Publish(ctx, b.js, j); err != nil {
-			t.Fatalf("publish %s: %v", j.ID(), err)
-		}
-	}
-}
-
-func (b *bundle) certFields() jobs.CertificateFields {
-	return jobs.CertificateFields{
-		Alias:                  "alias",
-		CertificateDescription: "description",
-		EnvironmentList:        []string{"production", "staging"},
-		PEMEncodedFile:         b.pem,
-	}
-}
-
-func bothEnvironments(message string) *jobs.DeploymentResult {
-	return &jobs.DeploymentResult{Success: true, EnvironmentResults: []jobs.EnvironmentResult{
-		{EnvironmentName: "production", Success: true, Message: message},
-		{EnvironmentName: "staging", Success: true, Message: message},
-	}}
 }
 
 func TestWorkerAppliesOneJobOfEachKindWithOneResultEach(t *testing.T) {
@@ -331,28 +184,6 @@ func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
 	})
 }
 
-// testLogger sends logs to the test's log, shown when it fails or with -v.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestTraceContextReachesApinizerAndTheResult(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -458,32 +289,5 @@ func TestConcurrencyBoundsCallsWhileTwiceAsManyJobsAreHeld(t *testing.T) {
 	}
 	if _, most := g.counts(); most != concurrency {
 		t.Errorf("at most %d calls were in flight at once, want %d (the concurrency)", most, concurrency)
-	}
-}
-
-// A call longer than the ack wait keeps its delivery: progress is reported
-// every third of the ack wait, so the server never redelivers the job.
-func TestACallLongerThanTheAckWaitIsNotRedelivered(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.sim.AddKey(project, "slow")
-	b.sim.SetLatency(2 * b.topo.AckWait)
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	b.publish(t, &jobs.KeyDelete{JobID: "slow", ProjectName: project, KeyName: "slow"})
-	r := rs.next(t, 1, 30*time.Second)["slow"]
-	if r.Status != jobs.StatusSucceeded || r.Attempts != 1 {
-		t.Errorf("result: %s after %d attempts, want succeeded after 1", r.Status, r.Attempts)
-	}
-	cons, err := b.js.Consumer(context.Background(), streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := cons.CachedInfo().Delivered.Consumer; n != 1 {
-		t.Errorf("the job was delivered %d times, want once", n)
-	}
-	if n := len(b.sim.Requests()); n != 1 {
-		t.Errorf("simulator received %d requests, want 1", n)
 	}
 }
