@@ -156,13 +156,6 @@ func (b *bundle) certFields() jobs.CertificateFields {
 	}
 }
 
-func bothEnvironments(message string) *jobs.DeploymentResult {
-	return &jobs.DeploymentResult{Success: true, EnvironmentResults: []jobs.EnvironmentResult{
-		{EnvironmentName: "production", Success: true, Message: message},
-		{EnvironmentName: "staging", Success: true, Message: message},
-	}}
-}
-
 // testLogger sends logs to the test's log, shown when it fails or with -v.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
