@@ -30,6 +30,53 @@ import (
 // the crash test kills it with SIGKILL, a real process death.
 const childEnv = "APIOPS_WORKER_TEST_CHILD"
 
+// runChild is the worker process of TestWorkerSurvivesSIGKILL.
+func runChild() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "child worker:", err)
+		return 1
+	}
+	ackWait, err := time.ParseDuration(os.Getenv("ACK_WAIT"))
+	if err != nil {
+		return fail(err)
+	}
+	nc, err := nats.Connect(os.Getenv("NATS_URL"))
+	if err != nil {
+		return fail(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail(err)
+	}
+	cons, err := js.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		return fail(err)
+	}
+	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
+	if err != nil {
+		return fail(err)
+	}
+	led, err := ledger.New(kv, ledger.Config{Owner: fmt.Sprintf("child-%d", os.Getpid()), Lease: 2 * ackWait})
+	if err != nil {
+		return fail(err)
+	}
+	exec, err := executor.New(executor.Config{BaseURL: os.Getenv("APINIZER_URL"), Token: func() (string, error) { return token, nil }})
+	if err != nil {
+		return fail(err)
+	}
+	w, err := worker.New(worker.Config{Concurrency: 8, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.Run(ctx); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
 func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -81,63 +128,11 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	t.Logf("%d jobs, %d finished after the killed worker's attempt", len(got), repeated)
 }
 
-// runChild is the worker process of TestWorkerSurvivesSIGKILL.
-func runChild() int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "child worker:", err)
-		return 1
-	}
-	ackWait, err := time.ParseDuration(os.Getenv("ACK_WAIT"))
-	if err != nil {
-		return fail(err)
-	}
-	nc, err := nats.Connect(os.Getenv("NATS_URL"))
-	if err != nil {
-		return fail(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
-	}
-	cons, err := js.Consumer(ctx, streams.Jobs, streams.Consumer)
-	if err != nil {
-		return fail(err)
-	}
-	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
-	if err != nil {
-		return fail(err)
-	}
-	led, err := ledger.New(kv, ledger.Config{Owner: fmt.Sprintf("child-%d", os.Getpid()), Lease: 2 * ackWait})
-	if err != nil {
-		return fail(err)
-	}
-	exec, err := executor.New(executor.Config{BaseURL: os.Getenv("APINIZER_URL"), Token: func() (string, error) { return token, nil }})
-	if err != nil {
-		return fail(err)
-	}
-	w, err := worker.New(worker.Config{Concurrency: 8, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
-	if err != nil {
-		return fail(err)
-	}
-	if err := w.Run(ctx); err != nil {
-		return fail(err)
-	}
-	return 0
-}
-
 func TestJobThatKillsEveryWorkerEndsInTheDeadLetterQueue(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const normal = 10
-	var all []jobs.Job
-	for i := range normal {
-		name := fmt.Sprintf("ok-%d", i)
-		b.sim.AddKey(project, name)
-		all = append(all, &jobs.KeyDelete{JobID: name, ProjectName: project, KeyName: name})
-	}
+	all := b.keyDeletes(normal, "ok-%d", "")
 	b.sim.AddKey(project, "deadly")
 	// Every call for the deadly key hangs: the test kills the worker holding it.
 	b.sim.AddFault(apinizertest.Fault{PathPrefix: "/apiops/projects/MyProject/keys/deadly/", Hang: true})

@@ -3,12 +3,14 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/poll"
+	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
@@ -183,4 +185,13 @@ func TestOlderJobIsSupersededByANewerOneAppliedFirst(t *testing.T) {
 	if c, _ := b.sim.Certificate(project, "c"); c.PEM != newer {
 		t.Error("the certificate is not the newer one")
 	}
+}
+
+func newPEM(t *testing.T) string {
+	t.Helper()
+	p, err := selfsigned.PEM("worker test " + strings.ReplaceAll(t.Name(), "/", " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

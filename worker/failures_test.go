@@ -2,12 +2,12 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/apiops-worker/apiops-worker/dlq"
@@ -58,12 +58,7 @@ func TestOutageLongerThanTheRetryBudgetLosesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const n = 100
-	var all []jobs.Job
-	for i := range n {
-		name := fmt.Sprintf("k%d", i)
-		b.sim.AddKey(project, name)
-		all = append(all, &jobs.KeyDelete{JobID: "outage-" + name, ProjectName: project, KeyName: name})
-	}
+	all := b.keyDeletes(n, "k%d", "outage-")
 	b.sim.Stop()
 	rs := b.watchResults(t)
 	b.publish(t, all...)
@@ -221,4 +216,52 @@ func TestPanicFailsOnlyItsJob(t *testing.T) {
 	if recs := deadLetters(t, b); len(recs) != 1 || recs[0].Reason != dlq.ReasonPanic {
 		t.Errorf("dead letters %+v, want the cursed job with reason %s", recs, dlq.ReasonPanic)
 	}
+}
+
+func deadLetters(t *testing.T, b *bundle) []dlq.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	recs, err := dlq.List(ctx, b.js, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// gauge reads an unlabelled gauge from reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+// counter sums every series of the counter name in reg, as a collector
+// testutil can read.
+func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name})
+	c.Add(sum)
+	return c
 }

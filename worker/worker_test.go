@@ -2,20 +2,25 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/apiops-worker/apiops-worker/executor"
-	"github.com/apiops-worker/apiops-worker/internal/poll"
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
@@ -31,6 +36,173 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
+}
+
+const (
+	project = workertest.Project
+	token   = workertest.Token
+)
+
+// bundle is what a worker test works with: a real JetStream server, the
+// Apinizer simulator and the means to start real workers on them.
+type bundle struct {
+	js    jetstream.JetStream
+	nc    *nats.Conn
+	sim   *apinizertest.Server
+	pem   string
+	topo  streams.Config
+	stack *workertest.Stack
+}
+
+func setup(t *testing.T, configure ...func(*server.Options)) *bundle {
+	t.Helper()
+	st := workertest.Start(t, streams.Config{AckWait: 3 * time.Second, MaxDeliver: 5, DuplicateWindow: time.Minute}, configure...)
+	return &bundle{js: st.JS, nc: st.NC, sim: st.Sim, pem: newPEM(t), topo: st.Topology, stack: st}
+}
+
+type workerOpts struct {
+	concurrency int
+	maxJobs     int
+	retry       executor.RetryPolicy
+	grace       time.Duration
+	// wrap, if set, wraps the executor (to inject a panic).
+	wrap func(worker.Executor) worker.Executor
+}
+
+// startWorker runs a real worker, with fast redeliveries and probes and its
+// logs in the test's log, until the returned stop function is called or the
+// test ends; stop returns Run's error.
+func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg *prometheus.Registry) {
+	t.Helper()
+	return b.stack.StartWorker(t, workertest.Worker{
+		Config: worker.Config{
+			Concurrency:     o.concurrency,
+			MaxJobs:         o.maxJobs,
+			ShutdownGrace:   o.grace,
+			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
+			Logger:          testLogger(t),
+			ProbeInterval:   20 * time.Millisecond,
+		},
+		Retry: o.retry,
+		Lease: 2 * b.topo.AckWait,
+		Wrap:  o.wrap,
+	})
+}
+
+// results collects results from the results stream.
+type results struct {
+	cons jetstream.Consumer
+}
+
+func (b *bundle) watchResults(t *testing.T) *results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := b.js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &results{cons: cons}
+}
+
+// next returns the next n results, failing the test if they do not arrive
+// within timeout.
+func (r *results) next(t *testing.T, n int, timeout time.Duration) map[string]jobs.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got := make(map[string]jobs.Result, n)
+	for i := 0; i < n; i++ {
+		msg, err := r.cons.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			t.Fatalf("got %d of %d results: %v", len(got), n, err)
+		}
+		var res jobs.Result
+		if err := json.Unmarshal(msg.Data(), &res); err != nil {
+			t.Fatalf("result %s is not JSON: %v", msg.Data(), err)
+		}
+		if msg.Subject() != jobs.ResultSubject(res.Subject) {
+			t.Errorf("result of %s published on %s", res.Subject, msg.Subject())
+		}
+		if want := jobs.ResultMsgID(res.JobID); msg.Headers().Get(nats.MsgIdHdr) != want {
+			t.Errorf("result %s: Nats-Msg-Id %q, want %q", res.JobID, msg.Headers().Get(nats.MsgIdHdr), want)
+		}
+		if _, dup := got[res.JobID]; dup {
+			t.Errorf("second result for job %s", res.JobID)
+		}
+		got[res.JobID] = res
+	}
+	return got
+}
+
+// streamMsgs reports how many messages a stream holds.
+func (b *bundle) streamMsgs(t *testing.T, name string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func (b *bundle) publish(t *testing.T, js ...jobs.Job) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, j := range js {
+		if _, err := jobs.Publish(ctx, b.js, j); err != nil {
+			t.Fatalf("publish %s: %v", j.ID(), err)
+		}
+	}
+}
+
+// keyDeletes adds n keys to the simulator, named by the format name with
+// their index, and returns a job deleting each, its id idPrefix and the name.
+func (b *bundle) keyDeletes(n int, name, idPrefix string) []jobs.Job {
+	all := make([]jobs.Job, 0, n)
+	for i := range n {
+		key := fmt.Sprintf(name, i)
+		b.sim.AddKey(project, key)
+		all = append(all, &jobs.KeyDelete{JobID: idPrefix + key, ProjectName: project, KeyName: key})
+	}
+	return all
+}
+
+func (b *bundle) certFields() jobs.CertificateFields {
+	return jobs.CertificateFields{
+		Alias:                  "alias",
+		CertificateDescription: "description",
+		EnvironmentList:        []string{"production", "staging"},
+		PEMEncodedFile:         b.pem,
+	}
+}
+
+// testLogger sends logs to the test's log, shown when it fails or with -v.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestWorkerAppliesOneJobOfEachKindWithOneResultEach(t *testing.T) {
@@ -110,184 +282,5 @@ func TestWorkerReportsPartialDeployment(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"staging"}, failed); diff != "" {
 		t.Errorf("failed environments (-want +got):\n%s", diff)
-	}
-}
-
-func TestInvalidJobsFailWithoutCallingApinizer(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	privateKeyPEM := b.pem + "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
-	cases := []struct {
-		name, subject, body, code string
-	}{
-		{"malformed JSON", jobs.SubjectKeyDelete, `{"projectName":`, "malformed_job"},
-		{"missing key name", jobs.SubjectKeyDelete, `{"projectName":"P"}`, "missing_field"},
-		{"path traversal in a name", jobs.SubjectCertificateDelete, `{"projectName":"P","certificateName":"../x"}`, "invalid_field"},
-		{"encoded slash in a name", jobs.SubjectCredentialDelete, `{"projectName":"P","username":"a%2Fb"}`, "invalid_field"},
-		{"unknown enum value", jobs.SubjectKeyDelete, `{"projectName":"P","keyName":"k","jwkDeleteAction":"PURGE"}`, "invalid_field"},
-		{"private key instead of a certificate", jobs.SubjectCertificateCreate, mustJSON(t, map[string]any{
-			"projectName": "P", "certificateName": "c", "alias": "a", "certificateDescription": "d",
-			"environmentList": []string{"production"}, "pemEncodedFile": privateKeyPEM,
-		}), "invalid_field"},
-		{"unknown subject", "apiops.certificate.rename", `{"projectName":"P"}`, "unknown_subject"},
-	}
-	for i, c := range cases {
-		msg := nats.NewMsg(c.subject)
-		msg.Data = []byte(c.body)
-		msg.Header.Set(nats.MsgIdHdr, "invalid-"+string(rune('a'+i)))
-		if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := rs.next(t, len(cases), 20*time.Second)
-	for i, c := range cases {
-		t.Run(c.name+" fails with "+c.code, func(t *testing.T) {
-			r, ok := got["invalid-"+string(rune('a'+i))]
-			if !ok {
-				t.Fatal("no result")
-			}
-			if r.Status != jobs.StatusFailed || r.Error == nil || r.Error.Code != c.code || r.Error.Retryable {
-				t.Errorf("result %+v error %+v, want failed with code %s, not retryable", r, r.Error, c.code)
-			}
-		})
-	}
-	if n := len(b.sim.Requests()); n != 0 {
-		t.Errorf("simulator received %d requests, want none", n)
-	}
-}
-
-func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.sim.AddKey(project, "slow-key")
-	b.sim.SetLatency(time.Second)
-	rs := b.watchResults(t)
-	stop, _ := b.startWorker(t, workerOpts{grace: 20 * time.Second})
-
-	b.publish(t, &jobs.KeyDelete{JobID: "in-flight", ProjectName: project, KeyName: "slow-key"})
-	// MaxInFlight has an entry once a request for the resource has begun.
-	poll.Until(t, 10*time.Second, "the simulator to receive the call", func() bool { return len(b.sim.MaxInFlight()) > 0 })
-	if err := stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	r := rs.next(t, 1, 5*time.Second)["in-flight"]
-	if r.Status != jobs.StatusSucceeded {
-		t.Errorf("status %q, want succeeded", r.Status)
-	}
-	// The ack is sent before Run returns but, like every ack, not waited
-	// for: the server removes the message a moment later.
-	poll.Until(t, 5*time.Second, "the jobs stream to be empty (the job acknowledged)", func() bool {
-		return b.streamMsgs(t, streams.Jobs) == 0
-	})
-}
-
-func TestTraceContextReachesApinizerAndTheResult(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.sim.AddKey(project, "traced")
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	msg, err := jobs.NewMsg(&jobs.KeyDelete{JobID: "traced", ProjectName: project, KeyName: "traced"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg.Header.Set("traceparent", traceparent)
-	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	res, err := rs.cons.Next(jetstream.FetchContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := res.Headers().Get("traceparent"); got != traceparent {
-		t.Errorf("result traceparent %q, want %q", got, traceparent)
-	}
-	reqs := b.sim.Requests()
-	if len(reqs) != 1 {
-		t.Fatalf("Apinizer received %d requests, want 1", len(reqs))
-	}
-	if got := reqs[0].Header.Get("traceparent"); got != traceparent {
-		t.Errorf("Apinizer request traceparent %q, want %q", got, traceparent)
-	}
-}
-
-// gated holds every Apinizer call until open is closed, counting the calls
-// in flight.
-type gated struct {
-	worker.Executor
-	open     chan struct{}
-	mu       sync.Mutex
-	inFlight int
-	max      int
-}
-
-func (g *gated) Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error) {
-	g.mu.Lock()
-	g.inFlight++
-	g.max = max(g.max, g.inFlight)
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		g.inFlight--
-		g.mu.Unlock()
-	}()
-	select {
-	case <-g.open:
-	case <-ctx.Done():
-		return executor.Response{}, ctx.Err()
-	}
-	return g.Executor.Execute(ctx, job, call)
-}
-
-func (g *gated) counts() (inFlight, max int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inFlight, g.max
-}
-
-func TestConcurrencyBoundsCallsWhileTwiceAsManyJobsAreHeld(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	const concurrency, n = 2, 8
-	g := &gated{open: make(chan struct{})}
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{concurrency: concurrency, wrap: func(e worker.Executor) worker.Executor { g.Executor = e; return g }})
-
-	var all []jobs.Job
-	for i := range n {
-		name := fmt.Sprintf("key-%d", i)
-		b.sim.AddKey(project, name)
-		all = append(all, &jobs.KeyDelete{JobID: name, ProjectName: project, KeyName: name})
-	}
-	b.publish(t, all...)
-
-	// While the calls are held, the worker holds MaxJobs jobs: the ones
-	// waiting for a call slot have been claimed and locked already.
-	cons, err := b.js.Consumer(context.Background(), streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := worker.Config{Concurrency: concurrency}.WithDefaults().MaxJobs
-	poll.Until(t, 10*time.Second, fmt.Sprintf("%d calls in flight and %d jobs held", concurrency, held), func() bool {
-		info, err := cons.Info(context.Background())
-		inFlight, _ := g.counts()
-		return err == nil && info.NumAckPending == held && inFlight == concurrency
-	})
-	close(g.open)
-	got := rs.next(t, n, 20*time.Second)
-	for id, r := range got {
-		if r.Status != jobs.StatusSucceeded {
-			t.Errorf("%s: %s, want succeeded", id, r.Status)
-		}
-	}
-	if _, most := g.counts(); most != concurrency {
-		t.Errorf("at most %d calls were in flight at once, want %d (the concurrency)", most, concurrency)
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,62 +17,61 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/executor"
-	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/capture"
-	"github.com/apiops-worker/apiops-worker/internal/workertest"
-	"github.com/apiops-worker/apiops-worker/ledger"
-	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
 
-// startRedactionWorker runs a worker whose executor uses leakToken against
-// sim and logs to log; the job "r-cursed" panics.
-func startRedactionWorker(t *testing.T, b *bundle, sim *apinizertest.Server, log *slog.Logger) (*errorRecorder, *prometheus.Registry) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := b.js.Consumer(ctx, streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec, err := executor.New(executor.Config{
-		BaseURL: sim.URL,
-		Token:   func() (string, error) { return leakToken, nil },
-		Retry:   executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &errorRecorder{Executor: exec}
-	kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := ledger.New(kv, ledger.Config{Owner: "redaction", Lease: b.topo.AckWait * 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	w, err := worker.New(worker.Config{
-		Concurrency:     4,
-		FetchWait:       500 * time.Millisecond,
-		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
-		Ledger:          led,
-		Logger:          log,
-		ProbeInterval:   20 * time.Millisecond,
-		Metrics:         metrics.New(reg),
-	}, b.js, cons, panicky{rec, "r-cursed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := workertest.Run(t, w)
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			rec.record(err)
+// errorRecorder wraps the executor and keeps every error string Execute
+// returns, in the forms a caller could print.
+type errorRecorder struct {
+	worker.Executor
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *errorRecorder) Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error) {
+	inner := call.OnRetry
+	call.OnRetry = func(attempt int, err error, wait time.Duration) {
+		r.record(err)
+		if inner != nil {
+			inner(attempt, err, wait)
 		}
-	})
-	return rec, reg
+	}
+	resp, err := r.Executor.Execute(ctx, job, call)
+	r.record(err)
+	return resp, err
+}
+
+func (r *errorRecorder) record(err error) {
+	if err == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := fmt.Sprintf("%v | %+v | %#v", err, err, err)
+	var apiErr *executor.APIError
+	if errors.As(err, &apiErr) {
+		s += " | " + apiErr.Code + " | " + apiErr.Message
+	}
+	r.errs = append(r.errs, s)
+}
+
+func (r *errorRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.errs...)
+}
+
+// artefact is one thing the worker produced that an operator, a consumer of
+// results or an attacker with read access could see.
+type artefact struct {
+	where string
+	text  string
+	// dlq is set for a dead letter: the certificate may appear in its
+	// payload field (the job kept for replay), nowhere else in it.
+	dlq bool
 }
 
 // collectArtefacts gathers everything the workload left behind.
