@@ -43,7 +43,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		}
 		d.logger().Info("Apinizer is down; the job waits for it", "attempt", call.PriorAttempts+resp.Attempts, "err", err)
 		w.cfg.Metrics.Retry(d.subject, "outage")
-		if werr := w.breaker.waitClosed(ctx); werr != nil {
+		if werr := w.breaker.waitFor(ctx, closed); werr != nil {
 			return w.decided(d, call.PriorAttempts, resp, err)
 		}
 		// Earlier attempts may have reached Apinizer: they count for the

@@ -159,7 +159,7 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		// While Apinizer is down no new job is taken: it would only fail.
 		// The select below may pick a free slot over a done ctx, so ctx is
 		// checked first: a stopping worker starts no new pull.
-		if err := w.breaker.waitClosed(ctx); err != nil || ctx.Err() != nil {
+		if err := w.breaker.waitFor(ctx, closed); err != nil || ctx.Err() != nil {
 			return
 		}
 		select {
