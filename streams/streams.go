@@ -7,6 +7,7 @@
 package streams
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/internal/setting"
 )
 
 // Names of the JetStream objects. They are part of the operator-facing
@@ -86,50 +89,29 @@ type Config struct {
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 10 * time.Minute
-	}
-	if c.ResultsMaxAge == 0 {
-		c.ResultsMaxAge = 7 * 24 * time.Hour
-	}
-	if c.DeadLetterMaxAge == 0 {
-		c.DeadLetterMaxAge = 30 * 24 * time.Hour
-	}
-	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 20
-	}
-	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 1024
-	}
-	if c.LedgerTTL == 0 {
-		c.LedgerTTL = 7 * 24 * time.Hour
-	}
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, 10*time.Minute)
+	c.ResultsMaxAge = cmp.Or(c.ResultsMaxAge, 7*24*time.Hour)
+	c.DeadLetterMaxAge = cmp.Or(c.DeadLetterMaxAge, 30*24*time.Hour)
+	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, 20)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, 1024)
+	c.LedgerTTL = cmp.Or(c.LedgerTTL, 7*24*time.Hour)
 	return c
 }
 
-// Validate reports the first setting out of range.
+// Validate reports every setting out of range, each a *setting.Error
+// naming its field. It checks the values as they are: call it after
+// WithDefaults.
 func (c Config) Validate() error {
-	switch {
-	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("%w: replicas %d: want 1 to 5", ErrInvalidConfig, c.Replicas)
-	case c.DuplicateWindow < time.Second:
-		return fmt.Errorf("%w: duplicate window %s: want at least 1s", ErrInvalidConfig, c.DuplicateWindow)
-	case c.AckWait < time.Second:
-		return fmt.Errorf("%w: ack wait %s: want at least 1s", ErrInvalidConfig, c.AckWait)
-	case c.MaxDeliver < 2:
-		return fmt.Errorf("%w: max deliver %d: want at least 2", ErrInvalidConfig, c.MaxDeliver)
-	case c.MaxAckPending < 1:
-		return fmt.Errorf("%w: max ack pending %d: want at least 1", ErrInvalidConfig, c.MaxAckPending)
-	case c.LedgerTTL < c.DuplicateWindow:
-		return fmt.Errorf("%w: ledger TTL %s is shorter than the duplicate window %s", ErrInvalidConfig, c.LedgerTTL, c.DuplicateWindow)
-	}
-	return nil
+	v := setting.New(ErrInvalidConfig)
+	v.Want(c.Replicas >= 1 && c.Replicas <= 5, "Replicas", c.Replicas, "1 to 5")
+	v.Want(c.DuplicateWindow >= time.Second && c.DuplicateWindow <= c.LedgerTTL, "DuplicateWindow", c.DuplicateWindow,
+		fmt.Sprintf("1s to the ledger TTL %s", c.LedgerTTL))
+	v.Want(c.AckWait >= time.Second, "AckWait", c.AckWait, "at least 1s")
+	v.Want(c.MaxDeliver >= 2, "MaxDeliver", c.MaxDeliver, "at least 2")
+	v.Want(c.MaxAckPending >= 1, "MaxAckPending", c.MaxAckPending, "at least 1")
+	return v.Err()
 }
 
 // JobsStream is a work queue: a job is removed once acknowledged, and kept

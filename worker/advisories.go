@@ -79,27 +79,12 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 		return err
 	}
 
-	reason, code := dlq.ReasonMaxDeliveries, codeRetriesExhausted
-	msg := fmt.Sprintf("the server gave up after %d deliveries, none of which a worker finished", adv.Deliveries)
-	if adv.Type == terminatedAdvisory {
-		reason, code = dlq.ReasonTerminated, "terminated"
-		msg = "the job was terminated without a result: " + adv.Reason
-	}
-	log := w.log.With("subject", raw.Subject, "stream_seq", adv.StreamSeq, "delivery", adv.Deliveries)
-	now := w.cfg.Now().UTC()
-	r := jobs.Result{Subject: raw.Subject, Status: jobs.StatusFailed, StartedAt: now, FinishedAt: now,
-		Error: &jobs.ResultError{Code: code, Message: msg, Retryable: true}}
-	job, err := jobs.Decode(raw.Subject, raw.Header, raw.Data)
-	var de *jobs.DecodeError
-	switch {
-	case err == nil:
-		res := job.Resource()
-		r.JobID, r.ProjectName, r.ResourceName = job.ID(), res.Project, res.Name
-	case errors.As(err, &de):
-		r.JobID = de.JobID
-	}
-	r.ReplayOf = raw.Header.Get(dlq.ReplayOfHeader)
-	log = log.With("job_id", r.JobID)
+	j := jobRef{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: adv.StreamSeq, deliveries: adv.Deliveries, started: raw.Time}
+	_ = j.decode() // an invalid job may still name its id
+	f := stranded(adv)
+	now := w.cfg.Now()
+	r := j.result(*f.outcome, now)
+	log := w.log.With("subject", raw.Subject, "stream_seq", adv.StreamSeq, "delivery", adv.Deliveries, "job_id", r.JobID)
 
 	deadLetter := true
 	if r.JobID != "" && w.cfg.Ledger != nil {
@@ -113,15 +98,12 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 		r = *rec.Result
 	}
 	if deadLetter {
-		rec := dlq.NewRecord(raw.Subject, raw.Header, raw.Data, reason)
-		rec.JobID, rec.StreamSeq, rec.Deliveries, rec.Attempts = r.JobID, adv.StreamSeq, adv.Deliveries, r.Attempts
-		rec.FirstSeen, rec.DeadAt, rec.Error = raw.Time.UTC(), now, r.Error
-		if err := w.storeDeadLetter(ctx, log, rec); err != nil {
+		if err := w.deadLetter(ctx, log, j.deadLetter(f.dlqReason, r, now)); err != nil {
 			return err
 		}
 	}
 	if r.JobID != "" {
-		if err := w.publishResult(ctx, raw.Subject, raw.Header, r); err != nil {
+		if err := w.publishResult(ctx, &j, r); err != nil {
 			return err
 		}
 		if deadLetter {
@@ -133,4 +115,18 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 	}
 	log.Warn("job the server gave up on is finished", "status", r.Status, "dead_lettered", deadLetter)
 	return nil
+}
+
+// stranded is the fate of a job the server gave up on without a worker
+// seeing its end: failed and dead-lettered, as running out of deliveries,
+// or as terminated.
+func stranded(adv advisory) fate {
+	reason, code := dlq.ReasonMaxDeliveries, codeRetriesExhausted
+	msg := fmt.Sprintf("the server gave up after %d deliveries, none of which a worker finished", adv.Deliveries)
+	if adv.Type == terminatedAdvisory {
+		reason, code = dlq.ReasonTerminated, "terminated"
+		msg = "the job was terminated without a result: " + adv.Reason
+	}
+	re := &jobs.ResultError{Code: code, Message: msg, Retryable: true}
+	return fate{action: giveUp, reason: code, dlqReason: reason, outcome: failed(0, re)}
 }

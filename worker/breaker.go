@@ -107,26 +107,11 @@ func (b *breaker) current() (breakerState, <-chan struct{}) {
 	return b.state, b.changed
 }
 
-// waitClosed returns once the breaker is closed, or ctx's error.
-func (b *breaker) waitClosed(ctx context.Context) error {
+// waitFor returns once the breaker is in state want, or ctx's error.
+func (b *breaker) waitFor(ctx context.Context, want breakerState) error {
 	for {
 		s, changed := b.current()
-		if s == closed {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
-}
-
-// waitOpen returns once the breaker is open, or ctx's error.
-func (b *breaker) waitOpen(ctx context.Context) error {
-	for {
-		s, changed := b.current()
-		if s == open {
+		if s == want {
 			return nil
 		}
 		select {
@@ -155,20 +140,13 @@ func isOutage(err error) bool {
 	return false
 }
 
-// Prober checks whether Apinizer answers. *executor.Client implements it.
-type Prober interface {
-	Probe(ctx context.Context) error
-}
-
-var _ Prober = (*executor.Client)(nil)
-
 // superviseBreaker, each time the breaker opens, pauses the jobs consumer
 // (so every replica stops, not only this one) and probes Apinizer with
 // backoff until it answers; then it closes the breaker and resumes the
 // consumer.
 func (w *Worker) superviseBreaker(ctx context.Context) {
 	for {
-		if err := w.breaker.waitOpen(ctx); err != nil {
+		if err := w.breaker.waitFor(ctx, open); err != nil {
 			return
 		}
 		w.pauseConsumer(ctx)
@@ -181,7 +159,7 @@ func (w *Worker) superviseBreaker(ctx context.Context) {
 				return
 			}
 			w.breaker.probing()
-			err := w.prober.Probe(ctx)
+			err := w.exec.Probe(ctx)
 			if ctx.Err() != nil {
 				return
 			}

@@ -1,12 +1,14 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
+	"github.com/apiops-worker/apiops-worker/internal/setting"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
 )
@@ -15,21 +17,18 @@ import (
 var ErrInvalidConfig = errors.New("worker: invalid config")
 
 // Config configures a Worker. The zero value of a field means its default.
+// The consumer's ack wait and max deliveries are not set here: the worker
+// reads them from the consumer, as the server redelivers by them.
 type Config struct {
-	// Concurrency is the number of Apinizer calls made at once. Default 16.
+	// Concurrency is the number of Apinizer calls made at once, 1 to 4096.
+	// Default 16.
 	Concurrency int
-	// MaxJobs is the number of jobs held at once, at least Concurrency. Jobs
-	// beyond Concurrency are claimed, locked and recorded while others'
+	// MaxJobs is the number of jobs held at once, from Concurrency to 8192.
+	// Jobs beyond Concurrency are claimed, locked and recorded while others'
 	// calls run, so that the ledger and NATS round trips do not leave
 	// Apinizer idle. The consumer's MaxAckPending should allow every
-	// replica's MaxJobs. Default twice Concurrency.
+	// replica's MaxJobs. Default (or 0) twice Concurrency.
 	MaxJobs int
-	// AckWait must equal the consumer's ack wait: progress is reported every
-	// third of it while a job runs. Default 30s.
-	AckWait time.Duration
-	// MaxDeliver must equal the consumer's max deliveries: on the last
-	// delivery a retryable failure gives up instead of retrying. Default 20.
-	MaxDeliver int
 	// JobTimeout bounds the Apinizer call of one delivery, in-process
 	// retries included; waiting out an outage or a busy resource is not
 	// counted. Default 5m.
@@ -66,66 +65,39 @@ type Config struct {
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Concurrency == 0 {
-		c.Concurrency = 16
-	}
-	if c.MaxJobs == 0 {
-		c.MaxJobs = 2 * c.Concurrency
-	}
-	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 20
-	}
-	if c.JobTimeout == 0 {
-		c.JobTimeout = 5 * time.Minute
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 30 * time.Second
-	}
-	if c.FetchWait == 0 {
-		c.FetchWait = 5 * time.Second
-	}
-	if c.BreakerThreshold == 0 {
-		c.BreakerThreshold = 5
-	}
-	if c.ProbeInterval == 0 {
-		c.ProbeInterval = time.Second
-	}
-	if c.BacklogInterval == 0 {
-		c.BacklogInterval = 15 * time.Second
-	}
+	c.Concurrency = cmp.Or(c.Concurrency, 16)
+	c.MaxJobs = cmp.Or(c.MaxJobs, 2*c.Concurrency)
+	c.JobTimeout = cmp.Or(c.JobTimeout, 5*time.Minute)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 30*time.Second)
+	c.FetchWait = cmp.Or(c.FetchWait, 5*time.Second)
+	c.BreakerThreshold = cmp.Or(c.BreakerThreshold, 5)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, time.Second)
+	c.BacklogInterval = cmp.Or(c.BacklogInterval, 15*time.Second)
 	if c.RedeliveryDelay == nil {
 		c.RedeliveryDelay = ExponentialDelay(2*time.Second, 2*time.Minute)
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	return c
 }
 
-func (c Config) validate() error {
-	switch {
-	case c.Concurrency < 1 || c.Concurrency > 4096:
-		return fmt.Errorf("%w: concurrency %d: want 1 to 4096", ErrInvalidConfig, c.Concurrency)
-	case c.MaxJobs < c.Concurrency || c.MaxJobs > 8192:
-		return fmt.Errorf("%w: max jobs %d: want %d (the concurrency) to 8192", ErrInvalidConfig, c.MaxJobs, c.Concurrency)
-	case c.AckWait < time.Second:
-		return fmt.Errorf("%w: ack wait %s: want at least 1s", ErrInvalidConfig, c.AckWait)
-	case c.MaxDeliver < 2:
-		return fmt.Errorf("%w: max deliver %d: want at least 2", ErrInvalidConfig, c.MaxDeliver)
-	case c.BreakerThreshold < 1:
-		return fmt.Errorf("%w: breaker threshold %d: want at least 1", ErrInvalidConfig, c.BreakerThreshold)
-	case c.JobTimeout <= 0 || c.ShutdownGrace <= 0 || c.FetchWait <= 0 || c.BacklogInterval <= 0 || c.ProbeInterval <= 0:
-		return fmt.Errorf("%w: timeouts must be positive", ErrInvalidConfig)
-	case c.Metrics == nil:
-		return fmt.Errorf("%w: metrics are required", ErrInvalidConfig)
-	}
-	return nil
+// Validate reports every setting out of range, each a *setting.Error
+// naming its field. It checks the values as they are: call it after
+// WithDefaults, except that MaxJobs may be left 0.
+func (c Config) Validate() error {
+	v := setting.New(ErrInvalidConfig)
+	v.Want(c.Concurrency >= 1 && c.Concurrency <= 4096, "Concurrency", c.Concurrency, "1 to 4096")
+	v.Want(c.MaxJobs == 0 || c.MaxJobs >= c.Concurrency && c.MaxJobs <= 8192, "MaxJobs", c.MaxJobs,
+		fmt.Sprintf("0 (twice the concurrency) or %d (the concurrency) to 8192", c.Concurrency))
+	v.Want(c.JobTimeout > 0, "JobTimeout", c.JobTimeout, "positive")
+	v.Want(c.ShutdownGrace > 0, "ShutdownGrace", c.ShutdownGrace, "positive")
+	v.Want(c.FetchWait > 0, "FetchWait", c.FetchWait, "positive")
+	v.Want(c.BreakerThreshold >= 1, "BreakerThreshold", c.BreakerThreshold, "at least 1")
+	v.Want(c.ProbeInterval > 0, "ProbeInterval", c.ProbeInterval, "positive")
+	v.Want(c.BacklogInterval > 0, "BacklogInterval", c.BacklogInterval, "positive")
+	return v.Err()
 }
 
 // ExponentialDelay returns a redelivery delay that starts at initial, doubles

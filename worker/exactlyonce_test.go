@@ -3,27 +3,16 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
-	"github.com/apiops-worker/apiops-worker/ledger"
-	"github.com/apiops-worker/apiops-worker/metrics"
 	"github.com/apiops-worker/apiops-worker/streams"
-	"github.com/apiops-worker/apiops-worker/worker"
 )
 
 func TestDuplicatesApplyOnce(t *testing.T) {
@@ -196,112 +185,6 @@ func TestOlderJobIsSupersededByANewerOneAppliedFirst(t *testing.T) {
 	if c, _ := b.sim.Certificate(project, "c"); c.PEM != newer {
 		t.Error("the certificate is not the newer one")
 	}
-}
-
-// childEnv makes the test binary run a worker process instead of the tests:
-// the crash test kills it with SIGKILL, a real process death.
-const childEnv = "APIOPS_WORKER_TEST_CHILD"
-
-func TestWorkerSurvivesSIGKILL(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	const n = 20
-	var all []jobs.Job
-	for i := range n {
-		key, cert := fmt.Sprintf("key-%d", i), fmt.Sprintf("cert-%d", i)
-		b.sim.AddKey(project, key)
-		b.sim.AddCertificate(project, cert, b.pem)
-		all = append(all,
-			&jobs.KeyDelete{JobID: "kill-" + key, ProjectName: project, KeyName: key},
-			&jobs.CertificateUpdate{JobID: "kill-" + cert, ProjectName: project, CertificateName: cert, CertificateFields: b.certFields()})
-	}
-	// Apinizer applies each change, then is slow to answer: the process dies
-	// with changes made and no answer seen.
-	b.sim.AddFault(apinizertest.Fault{HoldAnswer: time.Minute})
-	rs := b.watchResults(t)
-
-	child := b.startChild(t)
-	b.publish(t, all...)
-
-	const inFlight = 8 // the child's concurrency
-	poll.Until(t, 30*time.Second, "the child to have calls in flight", func() bool { return len(b.sim.Requests()) >= inFlight })
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = child.Wait()
-	b.sim.ClearFaults()
-	b.startWorker(t, workerOpts{concurrency: 8})
-
-	got := rs.next(t, n*2, 60*time.Second)
-	repeated := 0
-	for id, r := range got {
-		if r.Status != jobs.StatusSucceeded {
-			t.Errorf("%s ended %s (%+v), want succeeded: the crash must not fail a job", id, r.Status, r.Error)
-		}
-		if r.Attempts > 1 {
-			repeated++
-		}
-	}
-	if repeated == 0 {
-		t.Error("no job needed a second attempt: the crash did not interrupt any call")
-	}
-	for i := range n {
-		if b.sim.KeyExists(project, fmt.Sprintf("key-%d", i)) {
-			t.Errorf("key-%d was not deleted", i)
-		}
-	}
-	t.Logf("%d jobs, %d finished after the killed worker's attempt", len(got), repeated)
-}
-
-// runChild is the worker process of TestWorkerSurvivesSIGKILL.
-func runChild() int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "child worker:", err)
-		return 1
-	}
-	ackWait, err := time.ParseDuration(os.Getenv("ACK_WAIT"))
-	if err != nil {
-		return fail(err)
-	}
-	maxDeliver, err := strconv.Atoi(os.Getenv("MAX_DELIVER"))
-	if err != nil {
-		return fail(err)
-	}
-	nc, err := nats.Connect(os.Getenv("NATS_URL"))
-	if err != nil {
-		return fail(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
-	}
-	cons, err := js.Consumer(ctx, streams.Jobs, streams.Consumer)
-	if err != nil {
-		return fail(err)
-	}
-	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
-	if err != nil {
-		return fail(err)
-	}
-	led, err := ledger.New(kv, ledger.Config{Owner: fmt.Sprintf("child-%d", os.Getpid()), Lease: 2 * ackWait})
-	if err != nil {
-		return fail(err)
-	}
-	exec, err := executor.New(executor.Config{BaseURL: os.Getenv("APINIZER_URL"), Token: func() (string, error) { return token, nil }})
-	if err != nil {
-		return fail(err)
-	}
-	w, err := worker.New(worker.Config{Concurrency: 8, AckWait: ackWait, MaxDeliver: maxDeliver, Ledger: led, Metrics: metrics.New(prometheus.NewRegistry())}, js, cons, exec)
-	if err != nil {
-		return fail(err)
-	}
-	if err := w.Run(ctx); err != nil {
-		return fail(err)
-	}
-	return 0
 }
 
 func newPEM(t *testing.T) string {

@@ -2,11 +2,7 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,12 +58,7 @@ func TestOutageLongerThanTheRetryBudgetLosesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const n = 100
-	var all []jobs.Job
-	for i := range n {
-		name := fmt.Sprintf("k%d", i)
-		b.sim.AddKey(project, name)
-		all = append(all, &jobs.KeyDelete{JobID: "outage-" + name, ProjectName: project, KeyName: name})
-	}
+	all := b.keyDeletes(n, "k%d", "outage-")
 	b.sim.Stop()
 	rs := b.watchResults(t)
 	b.publish(t, all...)
@@ -225,84 +216,6 @@ func TestPanicFailsOnlyItsJob(t *testing.T) {
 	if recs := deadLetters(t, b); len(recs) != 1 || recs[0].Reason != dlq.ReasonPanic {
 		t.Errorf("dead letters %+v, want the cursed job with reason %s", recs, dlq.ReasonPanic)
 	}
-}
-
-func TestJobThatKillsEveryWorkerEndsInTheDeadLetterQueue(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	const normal = 10
-	var all []jobs.Job
-	for i := range normal {
-		name := fmt.Sprintf("ok-%d", i)
-		b.sim.AddKey(project, name)
-		all = append(all, &jobs.KeyDelete{JobID: name, ProjectName: project, KeyName: name})
-	}
-	b.sim.AddKey(project, "deadly")
-	// Every call for the deadly key hangs: the test kills the worker holding it.
-	b.sim.AddFault(apinizertest.Fault{PathPrefix: "/apiops/projects/MyProject/keys/deadly/", Hang: true})
-	rs := b.watchResults(t)
-	b.publish(t, append([]jobs.Job{&jobs.KeyDelete{JobID: "deadly", ProjectName: project, KeyName: "deadly"}}, all...)...)
-
-	deadlyCalls := func() int {
-		n := 0
-		for _, r := range b.sim.Requests() {
-			if strings.Contains(r.Path, "/deadly/") {
-				n++
-			}
-		}
-		return n
-	}
-	// The first worker finishes the other jobs before it is killed, so that
-	// only the deadly job dies with every worker.
-	child := b.startChild(t)
-	got := rs.next(t, normal, 30*time.Second)
-	kills := 0
-	for seen := 0; ; {
-		poll.Until(t, 30*time.Second, "the deadly call or its dead letter", func() bool {
-			return deadlyCalls() > seen || b.streamMsgs(t, streams.DeadLetters) > 0
-		})
-		seen = deadlyCalls()
-		_ = child.Process.Signal(syscall.SIGKILL)
-		_ = child.Wait()
-		kills++
-		if b.streamMsgs(t, streams.DeadLetters) > 0 || kills >= 2*b.topo.MaxDeliver {
-			break
-		}
-		child = b.startChild(t)
-	}
-	b.startWorker(t, workerOpts{concurrency: 4})
-	for id, r := range rs.next(t, 1, 60*time.Second) {
-		got[id] = r
-	}
-	for id, r := range got {
-		want := jobs.StatusSucceeded
-		if id == "deadly" {
-			want = jobs.StatusFailed
-		}
-		if r.Status != want {
-			t.Errorf("%s: %s (%+v), want %s", id, r.Status, r.Error, want)
-		}
-	}
-	recs := deadLetters(t, b)
-	if len(recs) != 1 || recs[0].JobID != "deadly" || recs[0].Reason != dlq.ReasonMaxDeliveries {
-		t.Errorf("dead letters %+v, want only the deadly job, for %s", recs, dlq.ReasonMaxDeliveries)
-	}
-	t.Logf("%d worker processes killed; the deadly job was called %d times", kills, deadlyCalls())
-}
-
-// startChild starts a worker process (see runChild), killed at the latest
-// when the test ends.
-func (b *bundle) startChild(t *testing.T) *exec.Cmd {
-	t.Helper()
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=1", "NATS_URL="+b.nc.ConnectedUrl(), "APINIZER_URL="+b.sim.URL,
-		fmt.Sprintf("ACK_WAIT=%s", b.topo.AckWait), fmt.Sprintf("MAX_DELIVER=%d", b.topo.MaxDeliver))
-	child.Stdout, child.Stderr = testWriter{t}, testWriter{t}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	return child
 }
 
 func deadLetters(t *testing.T, b *bundle) []dlq.Record {

@@ -23,7 +23,8 @@ import (
 // *executor.Client implements it.
 type Executor interface {
 	Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error)
-	Prober
+	// Probe checks whether Apinizer answers.
+	Probe(ctx context.Context) error
 }
 
 var _ Executor = (*executor.Client)(nil)
@@ -35,9 +36,13 @@ type Worker struct {
 	cons     jetstream.Consumer
 	stream   string
 	consumer string
-	exec     Executor
-	prober   Prober
-	breaker  *breaker
+	// ackWait and maxDeliver are the consumer's: progress is reported every
+	// third of the ack wait, and on the last delivery a retryable failure
+	// gives up instead of retrying.
+	ackWait    time.Duration
+	maxDeliver int
+	exec       Executor
+	breaker    *breaker
 	// calls holds a token per Apinizer call in flight.
 	calls chan struct{}
 	log   *slog.Logger
@@ -48,19 +53,37 @@ type Worker struct {
 // applying jobs with exec.
 func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Executor) (*Worker, error) {
 	cfg = cfg.WithDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics == nil {
+		return nil, fmt.Errorf("%w: metrics are required", ErrInvalidConfig)
 	}
 	if js == nil || cons == nil || exec == nil {
 		return nil, fmt.Errorf("%w: jetstream, consumer and executor are required", ErrInvalidConfig)
 	}
-	info := cons.CachedInfo()
-	return &Worker{
-		cfg: cfg, js: js, cons: cons, stream: info.Stream, consumer: info.Name,
-		exec: exec, prober: exec, log: cfg.Logger,
+	w := &Worker{
+		cfg: cfg, js: js, cons: cons, exec: exec, log: cfg.Logger,
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.Logger, cfg.Metrics),
 		calls:   make(chan struct{}, cfg.Concurrency),
-	}, nil
+	}
+	if err := w.adopt(cons.CachedInfo()); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// adopt takes the consumer's names, ack wait and max deliveries.
+func (w *Worker) adopt(info *jetstream.ConsumerInfo) error {
+	if info == nil {
+		return fmt.Errorf("%w: the consumer has no info", ErrInvalidConfig)
+	}
+	if info.Config.AckWait < time.Second {
+		return fmt.Errorf("%w: consumer %s: ack wait %s: must be at least 1s", ErrInvalidConfig, info.Name, info.Config.AckWait)
+	}
+	w.stream, w.consumer = info.Stream, info.Name
+	w.ackWait, w.maxDeliver = info.Config.AckWait, info.Config.MaxDeliver
+	return nil
 }
 
 // Ready reports whether the worker can take jobs: it is pulling from its
@@ -76,8 +99,14 @@ func (w *Worker) Ready() bool {
 // are handed back for redelivery) and returns. It returns nil after a clean
 // shutdown.
 func (w *Worker) Run(ctx context.Context) error {
-	if _, err := w.cons.Info(ctx); err != nil {
+	// The consumer may have changed since New: another replica provisions
+	// it too.
+	info, err := w.cons.Info(ctx)
+	if err != nil {
 		return fmt.Errorf("worker: bind consumer: %w", err)
+	}
+	if err := w.adopt(info); err != nil {
+		return err
 	}
 	w.bound.Store(true)
 	defer w.bound.Store(false)
@@ -130,7 +159,7 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		// While Apinizer is down no new job is taken: it would only fail.
 		// The select below may pick a free slot over a done ctx, so ctx is
 		// checked first: a stopping worker starts no new pull.
-		if err := w.breaker.waitClosed(ctx); err != nil || ctx.Err() != nil {
+		if err := w.breaker.waitFor(ctx, closed); err != nil || ctx.Err() != nil {
 			return
 		}
 		select {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
-	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
@@ -164,6 +162,18 @@ func (b *bundle) publish(t *testing.T, js ...jobs.Job) {
 	}
 }
 
+// keyDeletes adds n keys to the simulator, named by the format name with
+// their index, and returns a job deleting each, its id idPrefix and the name.
+func (b *bundle) keyDeletes(n int, name, idPrefix string) []jobs.Job {
+	all := make([]jobs.Job, 0, n)
+	for i := range n {
+		key := fmt.Sprintf(name, i)
+		b.sim.AddKey(project, key)
+		all = append(all, &jobs.KeyDelete{JobID: idPrefix + key, ProjectName: project, KeyName: key})
+	}
+	return all
+}
+
 func (b *bundle) certFields() jobs.CertificateFields {
 	return jobs.CertificateFields{
 		Alias:                  "alias",
@@ -173,12 +183,26 @@ func (b *bundle) certFields() jobs.CertificateFields {
 	}
 }
 
-//lint:ignore U1000 unused here; left to the worker/ rework of issue 19, which owns this file
-func bothEnvironments(message string) *jobs.DeploymentResult {
-	return &jobs.DeploymentResult{Success: true, EnvironmentResults: []jobs.EnvironmentResult{
-		{EnvironmentName: "production", Success: true, Message: message},
-		{EnvironmentName: "staging", Success: true, Message: message},
-	}}
+// testLogger sends logs to the test's log, shown when it fails or with -v.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestWorkerAppliesOneJobOfEachKindWithOneResultEach(t *testing.T) {
@@ -258,233 +282,5 @@ func TestWorkerReportsPartialDeployment(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"staging"}, failed); diff != "" {
 		t.Errorf("failed environments (-want +got):\n%s", diff)
-	}
-}
-
-func TestInvalidJobsFailWithoutCallingApinizer(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	privateKeyPEM := b.pem + "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
-	cases := []struct {
-		name, subject, body, code string
-	}{
-		{"malformed JSON", jobs.SubjectKeyDelete, `{"projectName":`, "malformed_job"},
-		{"missing key name", jobs.SubjectKeyDelete, `{"projectName":"P"}`, "missing_field"},
-		{"path traversal in a name", jobs.SubjectCertificateDelete, `{"projectName":"P","certificateName":"../x"}`, "invalid_field"},
-		{"encoded slash in a name", jobs.SubjectCredentialDelete, `{"projectName":"P","username":"a%2Fb"}`, "invalid_field"},
-		{"unknown enum value", jobs.SubjectKeyDelete, `{"projectName":"P","keyName":"k","jwkDeleteAction":"PURGE"}`, "invalid_field"},
-		{"private key instead of a certificate", jobs.SubjectCertificateCreate, mustJSON(t, map[string]any{
-			"projectName": "P", "certificateName": "c", "alias": "a", "certificateDescription": "d",
-			"environmentList": []string{"production"}, "pemEncodedFile": privateKeyPEM,
-		}), "invalid_field"},
-		{"unknown subject", "apiops.certificate.rename", `{"projectName":"P"}`, "unknown_subject"},
-	}
-	for i, c := range cases {
-		msg := nats.NewMsg(c.subject)
-		msg.Data = []byte(c.body)
-		msg.Header.Set(nats.MsgIdHdr, "invalid-"+string(rune('a'+i)))
-		if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := rs.next(t, len(cases), 20*time.Second)
-	for i, c := range cases {
-		t.Run(c.name+" fails with "+c.code, func(t *testing.T) {
-			r, ok := got["invalid-"+string(rune('a'+i))]
-			if !ok {
-				t.Fatal("no result")
-			}
-			if r.Status != jobs.StatusFailed || r.Error == nil || r.Error.Code != c.code || r.Error.Retryable {
-				t.Errorf("result %+v error %+v, want failed with code %s, not retryable", r, r.Error, c.code)
-			}
-		})
-	}
-	if n := len(b.sim.Requests()); n != 0 {
-		t.Errorf("simulator received %d requests, want none", n)
-	}
-}
-
-func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.sim.AddKey(project, "slow-key")
-	b.sim.SetLatency(time.Second)
-	rs := b.watchResults(t)
-	stop, _ := b.startWorker(t, workerOpts{grace: 20 * time.Second})
-
-	b.publish(t, &jobs.KeyDelete{JobID: "in-flight", ProjectName: project, KeyName: "slow-key"})
-	// MaxInFlight has an entry once a request for the resource has begun.
-	poll.Until(t, 10*time.Second, "the simulator to receive the call", func() bool { return len(b.sim.MaxInFlight()) > 0 })
-	if err := stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	r := rs.next(t, 1, 5*time.Second)["in-flight"]
-	if r.Status != jobs.StatusSucceeded {
-		t.Errorf("status %q, want succeeded", r.Status)
-	}
-	// The ack is sent before Run returns but, like every ack, not waited
-	// for: the server removes the message a moment later.
-	poll.Until(t, 5*time.Second, "the jobs stream to be empty (the job acknowledged)", func() bool {
-		return b.streamMsgs(t, streams.Jobs) == 0
-	})
-}
-
-// testLogger sends logs to the test's log, shown when it fails or with -v.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func TestTraceContextReachesApinizerAndTheResult(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.sim.AddKey(project, "traced")
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	msg, err := jobs.NewMsg(&jobs.KeyDelete{JobID: "traced", ProjectName: project, KeyName: "traced"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg.Header.Set("traceparent", traceparent)
-	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	res, err := rs.cons.Next(jetstream.FetchContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := res.Headers().Get("traceparent"); got != traceparent {
-		t.Errorf("result traceparent %q, want %q", got, traceparent)
-	}
-	reqs := b.sim.Requests()
-	if len(reqs) != 1 {
-		t.Fatalf("Apinizer received %d requests, want 1", len(reqs))
-	}
-	if got := reqs[0].Header.Get("traceparent"); got != traceparent {
-		t.Errorf("Apinizer request traceparent %q, want %q", got, traceparent)
-	}
-}
-
-// gated holds every Apinizer call until open is closed, counting the calls
-// in flight.
-type gated struct {
-	worker.Executor
-	open     chan struct{}
-	mu       sync.Mutex
-	inFlight int
-	max      int
-}
-
-func (g *gated) Execute(ctx context.Context, job jobs.Job, call executor.Call) (executor.Response, error) {
-	g.mu.Lock()
-	g.inFlight++
-	g.max = max(g.max, g.inFlight)
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		g.inFlight--
-		g.mu.Unlock()
-	}()
-	select {
-	case <-g.open:
-	case <-ctx.Done():
-		return executor.Response{}, ctx.Err()
-	}
-	return g.Executor.Execute(ctx, job, call)
-}
-
-func (g *gated) counts() (inFlight, max int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inFlight, g.max
-}
-
-func TestConcurrencyBoundsCallsWhileTwiceAsManyJobsAreHeld(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	const concurrency, n = 2, 8
-	g := &gated{open: make(chan struct{})}
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{concurrency: concurrency, wrap: func(e worker.Executor) worker.Executor { g.Executor = e; return g }})
-
-	var all []jobs.Job
-	for i := range n {
-		name := fmt.Sprintf("key-%d", i)
-		b.sim.AddKey(project, name)
-		all = append(all, &jobs.KeyDelete{JobID: name, ProjectName: project, KeyName: name})
-	}
-	b.publish(t, all...)
-
-	// While the calls are held, the worker holds MaxJobs jobs: the ones
-	// waiting for a call slot have been claimed and locked already.
-	cons, err := b.js.Consumer(context.Background(), streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := worker.Config{Concurrency: concurrency}.WithDefaults().MaxJobs
-	poll.Until(t, 10*time.Second, fmt.Sprintf("%d calls in flight and %d jobs held", concurrency, held), func() bool {
-		info, err := cons.Info(context.Background())
-		inFlight, _ := g.counts()
-		return err == nil && info.NumAckPending == held && inFlight == concurrency
-	})
-	close(g.open)
-	got := rs.next(t, n, 20*time.Second)
-	for id, r := range got {
-		if r.Status != jobs.StatusSucceeded {
-			t.Errorf("%s: %s, want succeeded", id, r.Status)
-		}
-	}
-	if _, most := g.counts(); most != concurrency {
-		t.Errorf("at most %d calls were in flight at once, want %d (the concurrency)", most, concurrency)
-	}
-}
-
-// A call longer than the ack wait keeps its delivery: progress is reported
-// every third of the ack wait, so the server never redelivers the job.
-func TestACallLongerThanTheAckWaitIsNotRedelivered(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.sim.AddKey(project, "slow")
-	b.sim.SetLatency(2 * b.topo.AckWait)
-	rs := b.watchResults(t)
-	b.startWorker(t, workerOpts{})
-
-	b.publish(t, &jobs.KeyDelete{JobID: "slow", ProjectName: project, KeyName: "slow"})
-	r := rs.next(t, 1, 30*time.Second)["slow"]
-	if r.Status != jobs.StatusSucceeded || r.Attempts != 1 {
-		t.Errorf("result: %s after %d attempts, want succeeded after 1", r.Status, r.Attempts)
-	}
-	cons, err := b.js.Consumer(context.Background(), streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := cons.CachedInfo().Delivered.Consumer; n != 1 {
-		t.Errorf("the job was delivered %d times, want once", n)
-	}
-	if n := len(b.sim.Requests()); n != 1 {
-		t.Errorf("simulator received %d requests, want 1", n)
 	}
 }

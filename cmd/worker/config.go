@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/internal/setting"
 	"github.com/apiops-worker/apiops-worker/natsconn"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
 )
 
 // config is the worker's configuration: every setting has an environment
@@ -33,17 +36,17 @@ type config struct {
 
 	metricsAddr string
 
-	concurrency     int
-	maxJobs         int
-	ackWait         time.Duration
-	maxDeliver      int
-	retryBudget     time.Duration
-	attemptTimeout  time.Duration
-	jobTimeout      time.Duration
-	shutdownGrace   time.Duration
-	duplicateWindow time.Duration
-	replicas        int
-	lease           time.Duration
+	// worker and topo own their settings' defaults and ranges; the
+	// environment and the flags only set them.
+	worker worker.Config
+	topo   streams.Config
+	// settingVars names the variable and flag of each field of worker and
+	// topo that has them, for the fields' errors.
+	settingVars map[string]string
+
+	retryBudget    time.Duration
+	attemptTimeout time.Duration
+	lease          time.Duration
 
 	logLevel  string
 	logFormat string
@@ -58,7 +61,8 @@ type config struct {
 // parseConfig reads the environment through getenv, then the flags in args,
 // then validates everything once, naming the variable at fault.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	var c config
+	c := config{worker: worker.Config{}.WithDefaults(), topo: streams.Config{}.WithDefaults(), settingVars: map[string]string{}}
+	c.worker.MaxJobs = 0 // twice whatever concurrency is set
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var errs []error
@@ -102,6 +106,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		fs.BoolVar(p, name, v, usage+" ($"+env+")")
 	}
+	// A component's setting defaults to the component's default, and its
+	// errors name the variable and the flag.
+	settingNum := func(p *int, field, env, name, usage string) {
+		num(p, env, name, *p, usage)
+		c.settingVars[field] = env + " (--" + name + ")"
+	}
+	settingDur := func(p *time.Duration, field, env, name, usage string) {
+		dur(p, env, name, *p, usage)
+		c.settingVars[field] = env + " (--" + name + ")"
+	}
 
 	c.nats.Name = "apiops-worker"
 	str(&c.nats.URL, "NATS_URL", "nats-url", natsconn.DefaultURL, "NATS server URL(s), comma-separated")
@@ -121,16 +135,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
 	boolean(&c.allowInsecureHTTP, "APINIZER_ALLOW_INSECURE_HTTP", "apinizer-allow-insecure-http", false, "allow plain http:// to a host that is not loopback (test networks only)")
 	str(&c.metricsAddr, "METRICS_ADDR", "metrics-addr", ":9090", "listen address for /metrics, /healthz and /readyz")
-	num(&c.concurrency, "WORKER_CONCURRENCY", "concurrency", 16, "Apinizer calls in flight at once")
-	num(&c.maxJobs, "WORKER_MAX_JOBS", "max-jobs", 0, "jobs held at once, at least the concurrency (0: twice the concurrency)")
-	dur(&c.ackWait, "WORKER_ACK_WAIT", "ack-wait", 30*time.Second, "consumer ack wait")
-	num(&c.maxDeliver, "WORKER_MAX_DELIVER", "max-deliver", 20, "deliveries of one job before it fails")
+	settingNum(&c.worker.Concurrency, "Concurrency", "WORKER_CONCURRENCY", "concurrency", "Apinizer calls in flight at once")
+	settingNum(&c.worker.MaxJobs, "MaxJobs", "WORKER_MAX_JOBS", "max-jobs", "jobs held at once, at least the concurrency (0: twice the concurrency)")
+	settingDur(&c.topo.AckWait, "AckWait", "WORKER_ACK_WAIT", "ack-wait", "consumer ack wait")
+	settingNum(&c.topo.MaxDeliver, "MaxDeliver", "WORKER_MAX_DELIVER", "max-deliver", "deliveries of one job before it fails")
 	dur(&c.retryBudget, "WORKER_RETRY_BUDGET", "retry-budget", time.Minute, "in-process retry time per delivery")
 	dur(&c.attemptTimeout, "WORKER_ATTEMPT_TIMEOUT", "attempt-timeout", 30*time.Second, "timeout of one Apinizer HTTP attempt")
-	dur(&c.jobTimeout, "WORKER_JOB_TIMEOUT", "job-timeout", 5*time.Minute, "deadline of one delivery of a job")
-	dur(&c.shutdownGrace, "WORKER_SHUTDOWN_GRACE", "shutdown-grace", 30*time.Second, "time in-flight jobs get to finish on shutdown")
-	dur(&c.duplicateWindow, "WORKER_DUPLICATE_WINDOW", "duplicate-window", 10*time.Minute, "jobs stream duplicate window")
-	num(&c.replicas, "WORKER_STREAM_REPLICAS", "replicas", 1, "replicas of the streams, consumer and bucket")
+	settingDur(&c.worker.JobTimeout, "JobTimeout", "WORKER_JOB_TIMEOUT", "job-timeout", "deadline of one delivery of a job")
+	settingDur(&c.worker.ShutdownGrace, "ShutdownGrace", "WORKER_SHUTDOWN_GRACE", "shutdown-grace", "time in-flight jobs get to finish on shutdown")
+	settingDur(&c.topo.DuplicateWindow, "DuplicateWindow", "WORKER_DUPLICATE_WINDOW", "duplicate-window", "jobs stream duplicate window")
+	settingNum(&c.topo.Replicas, "Replicas", "WORKER_STREAM_REPLICAS", "replicas", "replicas of the streams, consumer and bucket")
 	dur(&c.lease, "WORKER_LEASE", "lease", time.Minute, "ledger lease of a claimed job")
 	str(&c.logLevel, "LOG_LEVEL", "log-level", "info", "debug, info, warn or error")
 	str(&c.logFormat, "LOG_FORMAT", "log-format", "", "json or text (default json; text with --dev)")
@@ -187,17 +201,14 @@ func (c config) validate() error {
 	if (c.apinizerClientCert == "") != (c.apinizerClientKey == "") {
 		bad("APINIZER_CLIENT_CERT", "APINIZER_CLIENT_CERT and APINIZER_CLIENT_KEY go together")
 	}
-	if c.concurrency < 1 || c.concurrency > 4096 {
-		bad("WORKER_CONCURRENCY", "%d: want 1 to 4096", c.concurrency)
-	}
-	if c.maxJobs != 0 && (c.maxJobs < c.concurrency || c.maxJobs > 8192) {
-		bad("WORKER_MAX_JOBS", "%d: want 0 (twice the concurrency) or %d (the concurrency) to 8192", c.maxJobs, c.concurrency)
-	}
-	if c.ackWait < time.Second {
-		bad("WORKER_ACK_WAIT", "%s: want at least 1s", c.ackWait)
-	}
-	if c.maxDeliver < 2 {
-		bad("WORKER_MAX_DELIVER", "%d: want at least 2", c.maxDeliver)
+	for _, err := range []error{c.worker.Validate(), c.topo.Validate()} {
+		setting.Each(err, func(err error) {
+			var se *setting.Error
+			if errors.As(err, &se) && c.settingVars[se.Field] != "" {
+				err = fmt.Errorf("%s: must be %s, not %v", c.settingVars[se.Field], se.Want, se.Value)
+			}
+			errs = append(errs, err)
+		})
 	}
 	if c.retryBudget <= 0 {
 		bad("WORKER_RETRY_BUDGET", "%s: want a positive duration", c.retryBudget)
@@ -205,20 +216,12 @@ func (c config) validate() error {
 	if c.attemptTimeout <= 0 {
 		bad("WORKER_ATTEMPT_TIMEOUT", "%s: want a positive duration", c.attemptTimeout)
 	}
-	if c.jobTimeout < c.attemptTimeout {
-		bad("WORKER_JOB_TIMEOUT", "%s: want at least the attempt timeout %s", c.jobTimeout, c.attemptTimeout)
+	// Rules across components stay here.
+	if c.worker.JobTimeout > 0 && c.worker.JobTimeout < c.attemptTimeout {
+		bad("WORKER_JOB_TIMEOUT", "%s: want at least the attempt timeout %s", c.worker.JobTimeout, c.attemptTimeout)
 	}
-	if c.shutdownGrace <= 0 {
-		bad("WORKER_SHUTDOWN_GRACE", "%s: want a positive duration", c.shutdownGrace)
-	}
-	if c.duplicateWindow < time.Second {
-		bad("WORKER_DUPLICATE_WINDOW", "%s: want at least 1s", c.duplicateWindow)
-	}
-	if c.replicas < 1 || c.replicas > 5 {
-		bad("WORKER_STREAM_REPLICAS", "%d: want 1 to 5", c.replicas)
-	}
-	if c.lease < c.ackWait {
-		bad("WORKER_LEASE", "%s: want at least the ack wait %s", c.lease, c.ackWait)
+	if c.lease < c.topo.AckWait {
+		bad("WORKER_LEASE", "%s: want at least the ack wait %s", c.lease, c.topo.AckWait)
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		bad("LOG_LEVEL", "%v", err)

@@ -129,9 +129,9 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 					"provision": true, "dev": false, "allowInsecureHTTP": false,
 				}
 				got := map[string]any{
-					"natsURL": c.nats.URL, "metricsAddr": c.metricsAddr, "concurrency": c.concurrency,
-					"ackWait": c.ackWait, "maxDeliver": c.maxDeliver, "retryBudget": c.retryBudget,
-					"attemptTimeout": c.attemptTimeout, "jobTimeout": c.jobTimeout,
+					"natsURL": c.nats.URL, "metricsAddr": c.metricsAddr, "concurrency": c.worker.Concurrency,
+					"ackWait": c.topo.AckWait, "maxDeliver": c.topo.MaxDeliver, "retryBudget": c.retryBudget,
+					"attemptTimeout": c.attemptTimeout, "jobTimeout": c.worker.JobTimeout,
 					"lease": c.lease, "logLevel": c.logLevel, "logFormat": c.logFormat,
 					"provision": c.provision, "dev": c.dev, "allowInsecureHTTP": c.allowInsecureHTTP,
 				}
@@ -147,9 +147,9 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 			env:  merge(validEnv(), map[string]string{"WORKER_CONCURRENCY": "8", "LOG_LEVEL": "warn", "NATS_URL": "nats://env:4222"}),
 			args: []string{"--concurrency=4", "--log-level=debug", "--nats-url=nats://flag:4222", "--no-provision"},
 			check: func(t *testing.T, c config) {
-				if c.concurrency != 4 || c.logLevel != "debug" || c.nats.URL != "nats://flag:4222" || c.provision {
+				if c.worker.Concurrency != 4 || c.logLevel != "debug" || c.nats.URL != "nats://flag:4222" || c.provision {
 					t.Errorf("concurrency %d, log level %s, NATS URL %s, provision %t; want the flags' 4, debug, nats://flag:4222, false",
-						c.concurrency, c.logLevel, c.nats.URL, c.provision)
+						c.worker.Concurrency, c.logLevel, c.nats.URL, c.provision)
 				}
 			},
 		},
@@ -376,4 +376,26 @@ func TestConfigApinizerTLSWithAPrivateCA(t *testing.T) {
 func isTransport(err error) bool {
 	var te *executor.TransportError
 	return errors.As(err, &te)
+}
+
+// TestConfigErrorOfAComponentSettingNamesTheVariableAndTheFlag checks that a
+// rule the worker or the topology owns comes back naming both ways to set it.
+func TestConfigErrorOfAComponentSettingNamesTheVariableAndTheFlag(t *testing.T) {
+	t.Parallel()
+	// Each error, and the flags that cause it.
+	for want, args := range map[string][]string{
+		"WORKER_CONCURRENCY (--concurrency): must be 1 to 4096, not 0":                                          {"--concurrency=0"},
+		"WORKER_MAX_JOBS (--max-jobs): must be 0 (twice the concurrency) or 8 (the concurrency) to 8192, not 4": {"--concurrency=8", "--max-jobs=4"},
+		"WORKER_ACK_WAIT (--ack-wait): must be at least 1s, not 500ms":                                          {"--ack-wait=500ms"},
+		"WORKER_MAX_DELIVER (--max-deliver): must be at least 2, not 1":                                         {"--max-deliver=1"},
+		"WORKER_STREAM_REPLICAS (--replicas): must be 1 to 5, not 6":                                            {"--replicas=6"},
+		"WORKER_SHUTDOWN_GRACE (--shutdown-grace): must be positive, not 0s":                                    {"--shutdown-grace=0s"},
+	} {
+		t.Run(strings.Join(args, " ")+" is refused with "+want, func(t *testing.T) {
+			t.Parallel()
+			if _, err := parseConfig(args, envOf(validEnv()), io.Discard); err == nil || err.Error() != want {
+				t.Errorf("parseConfig: %v, want %q", err, want)
+			}
+		})
+	}
 }

@@ -83,19 +83,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	topo := streams.Config{
-		Replicas:        cfg.replicas,
-		DuplicateWindow: cfg.duplicateWindow,
-		AckWait:         cfg.ackWait,
-		MaxDeliver:      cfg.maxDeliver,
-	}.WithDefaults()
-	if err := topo.Validate(); err != nil {
-		return err
-	}
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if cfg.provision {
-		if err := streams.Provision(setupCtx, js, topo); err != nil {
+		if err := streams.Provision(setupCtx, js, cfg.topo); err != nil {
 			return err
 		}
 	} else if err := streams.Verify(setupCtx, js); err != nil {
@@ -127,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	exec, err := executor.New(executor.Config{
 		BaseURL:           cfg.apinizerURL,
 		Token:             cfg.token(),
-		Concurrency:       cfg.concurrency,
+		Concurrency:       cfg.worker.Concurrency,
 		AttemptTimeout:    cfg.attemptTimeout,
 		Retry:             retry,
 		WrapTransport:     m.InstrumentRoundTripper,
@@ -138,17 +129,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer exec.CloseIdleConnections()
-	w, err := worker.New(worker.Config{
-		Concurrency:   cfg.concurrency,
-		MaxJobs:       cfg.maxJobs,
-		AckWait:       cfg.ackWait,
-		MaxDeliver:    cfg.maxDeliver,
-		JobTimeout:    cfg.jobTimeout,
-		ShutdownGrace: cfg.shutdownGrace,
-		Ledger:        led,
-		Logger:        log,
-		Metrics:       m,
-	}, js, cons, exec)
+	wcfg := cfg.worker
+	wcfg.Ledger, wcfg.Logger, wcfg.Metrics = led, log, m
+	w, err := worker.New(wcfg, js, cons, exec)
 	if err != nil {
 		return err
 	}
@@ -171,7 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
-	log.Info("worker started", "owner", owner, "metrics", metricsURL, "concurrency", cfg.concurrency, "apinizer", cfg.apinizerURL)
+	log.Info("worker started", "owner", owner, "metrics", metricsURL, "concurrency", cfg.worker.Concurrency, "apinizer", cfg.apinizerURL)
 
 	var samples sync.WaitGroup
 	if dev != nil && cfg.samples {

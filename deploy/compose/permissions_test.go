@@ -288,8 +288,6 @@ func startWorker(t *testing.T, ctx context.Context, js jetstream.JetStream, apin
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{
-		AckWait:          topo.AckWait,
-		MaxDeliver:       topo.MaxDeliver,
 		FetchWait:        200 * time.Millisecond,
 		BreakerThreshold: 1,
 		ProbeInterval:    50 * time.Millisecond,

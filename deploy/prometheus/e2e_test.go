@@ -339,8 +339,6 @@ func setup(t *testing.T) *env {
 	}
 	w, err := worker.New(worker.Config{
 		Concurrency:     4,
-		AckWait:         topo.AckWait,
-		MaxDeliver:      topo.MaxDeliver,
 		FetchWait:       500 * time.Millisecond,
 		BacklogInterval: 200 * time.Millisecond,
 		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },

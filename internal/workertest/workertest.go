@@ -63,8 +63,8 @@ func Start(tb testing.TB, topo streams.Config, configure ...func(*server.Options
 
 // Worker configures one worker of StartWorker.
 type Worker struct {
-	// Config is passed to worker.New after the stack's settings (ack wait,
-	// max deliver, ledger, metrics) are filled in where zero.
+	// Config is passed to worker.New after the stack's settings (fetch
+	// wait, logger, metrics, ledger) are filled in where zero.
 	Config worker.Config
 	// Retry is the executor's retry policy. Default: fast, 1s budget.
 	Retry executor.RetryPolicy
@@ -100,12 +100,6 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 		o.Registry = prometheus.NewRegistry()
 	}
 	cfg := o.Config
-	if cfg.AckWait == 0 {
-		cfg.AckWait = s.Topology.AckWait
-	}
-	if cfg.MaxDeliver == 0 {
-		cfg.MaxDeliver = s.Topology.MaxDeliver
-	}
 	if cfg.FetchWait == 0 {
 		cfg.FetchWait = 500 * time.Millisecond
 	}
@@ -116,7 +110,7 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 		cfg.Metrics = metrics.New(o.Registry)
 	}
 	if o.Lease == 0 {
-		o.Lease = cfg.AckWait
+		o.Lease = s.Topology.AckWait
 	}
 	if cfg.Ledger == nil && !o.NoLedger {
 		kv, err := s.JS.KeyValue(ctx, streams.LedgerBucket)

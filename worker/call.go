@@ -1,0 +1,99 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apiops-worker/apiops-worker/dlq"
+	"github.com/apiops-worker/apiops-worker/executor"
+)
+
+// apply calls Apinizer, then decides the fate. A call that fails because
+// Apinizer is down, once the breaker has opened, waits in-process (the
+// message kept alive) for the breaker to close and is made again: an outage
+// of any length spends none of the job's deliveries.
+func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
+	prior := 0
+	if h != nil {
+		prior = h.claim.Prior
+	}
+	call := executor.Call{
+		PriorAttempts: prior,
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			w.cfg.Metrics.Retry(d.subject, retryReason(err))
+			w.breaker.observe(err)
+			d.logger().Info("retrying Apinizer call", "attempt", attempt, "wait", wait, "err", err)
+		},
+	}
+	if tp := d.header.Get(traceHeader); tp != "" {
+		call.Header = map[string][]string{traceHeader: {tp}}
+	}
+	if h != nil {
+		call.BeforeAttempt = h.attempt
+	}
+	for {
+		resp, err := w.call(ctx, d, call)
+		w.breaker.observe(err)
+		if !isOutage(err) || ctx.Err() != nil {
+			return w.decided(d, call.PriorAttempts, resp, err)
+		}
+		if s, _ := w.breaker.current(); s == closed {
+			return w.decided(d, call.PriorAttempts, resp, err)
+		}
+		d.logger().Info("Apinizer is down; the job waits for it", "attempt", call.PriorAttempts+resp.Attempts, "err", err)
+		w.cfg.Metrics.Retry(d.subject, "outage")
+		if werr := w.breaker.waitFor(ctx, closed); werr != nil {
+			return w.decided(d, call.PriorAttempts, resp, err)
+		}
+		// Earlier attempts may have reached Apinizer: they count for the
+		// result and for telling an already-deleted resource.
+		call.PriorAttempts += resp.Attempts
+	}
+}
+
+// decided asks decide for the delivery's fate, and logs it.
+func (w *Worker) decided(d *delivery, prior int, resp executor.Response, err error) fate {
+	f := decide(attempt{
+		delivered: d.deliveries, maxDeliver: w.maxDeliver, prior: prior,
+		backoff: w.cfg.RedeliveryDelay(d.deliveries), resp: resp, err: err,
+	})
+	attempts := prior + resp.Attempts
+	switch {
+	case resp.AlreadyGone && err == nil:
+		d.logger().Info("resource already gone after an earlier attempt; the delete took effect")
+	case f.action == retry:
+		d.logger().Info("job will be retried", "attempts", attempts, "delay", f.delay, "err", err)
+	case f.dlqReason == dlq.ReasonPermanent:
+		d.logger().Warn("job failed permanently", "attempts", attempts, "err", err)
+	case f.dlqReason == dlq.ReasonMaxDeliveries:
+		d.logger().Warn("job failed: out of deliveries", "attempts", attempts, "err", err)
+	}
+	return f
+}
+
+// call makes the Apinizer call once one of the Concurrency call slots is
+// free, bounded by the job timeout.
+func (w *Worker) call(ctx context.Context, d *delivery, call executor.Call) (executor.Response, error) {
+	select {
+	case w.calls <- struct{}{}:
+	case <-ctx.Done():
+		return executor.Response{}, fmt.Errorf("worker: waiting for a call slot: %w: %w", ctx.Err(), executor.ErrRetryable)
+	}
+	defer func() { <-w.calls }()
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.JobTimeout)
+	defer cancel()
+	return w.execute(ctx, d, call)
+}
+
+// execute runs the call, turning a panic into an error of this job.
+func (w *Worker) execute(ctx context.Context, d *delivery, call executor.Call) (resp executor.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.cfg.Metrics.Panic()
+			err = &panicError{value: p, stack: stack()}
+			d.logger().Error("panic while applying job", "panic", fmt.Sprint(p), "stack", err.(*panicError).stack)
+		}
+	}()
+	return w.exec.Execute(ctx, d.job, call)
+}

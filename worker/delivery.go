@@ -1,0 +1,229 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiops-worker/apiops-worker/dlq"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+)
+
+// traceHeader is the W3C trace context header carried from the job message
+// to the Apinizer request and the result message.
+const traceHeader = "traceparent"
+
+// jobRef is a job message as its result and its dead letter name it: a
+// delivery's, or one the server gave up on (advisories.go).
+type jobRef struct {
+	subject    string
+	header     nats.Header
+	data       []byte
+	seq        uint64 // in the jobs stream
+	deliveries uint64
+	started    time.Time // when work on the job began
+	job        jobs.Job  // nil until decoded, and for an invalid job
+	jobID      string    // empty when even an invalid job names none
+}
+
+// decode reads the job, keeping the id an invalid job names.
+func (j *jobRef) decode() error {
+	job, err := jobs.Decode(j.subject, j.header, j.data)
+	if err != nil {
+		var de *jobs.DecodeError
+		if errors.As(err, &de) {
+			j.jobID = de.JobID
+		}
+		return err
+	}
+	j.job, j.jobID = job, job.ID()
+	return nil
+}
+
+// result builds the job's result. It never carries the certificate or the
+// token: only names, statuses and Apinizer's messages.
+func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
+	r := jobs.Result{
+		JobID:            j.jobID,
+		Subject:          j.subject,
+		Status:           o.status,
+		Attempts:         o.attempts,
+		StartedAt:        j.started.UTC(),
+		FinishedAt:       now.UTC(),
+		DeploymentResult: o.deployment,
+		Error:            o.err,
+		SupersededBy:     o.supersededBy,
+		ReplayOf:         j.header.Get(dlq.ReplayOfHeader),
+	}
+	if j.job != nil {
+		res := j.job.Resource()
+		r.ProjectName, r.ResourceName = res.Project, res.Name
+	}
+	return r
+}
+
+// deadLetter builds the job's dead-letter record, carrying the error and
+// attempts of its result r.
+func (j *jobRef) deadLetter(reason string, r jobs.Result, now time.Time) dlq.Record {
+	rec := dlq.NewRecord(j.subject, j.header, j.data, reason)
+	rec.JobID, rec.StreamSeq, rec.Deliveries = j.jobID, j.seq, j.deliveries
+	rec.FirstSeen, rec.DeadAt = j.started.UTC(), now.UTC()
+	rec.Error, rec.Attempts = r.Error, r.Attempts
+	return rec
+}
+
+// delivery is one delivery of a job message.
+type delivery struct {
+	jobRef
+	msg jetstream.Msg
+
+	// The delivery's logger is built on first use: most jobs log nothing
+	// below warn, and a handler's With formats its attributes eagerly. The
+	// progress reporter logs too, hence the mutex.
+	logMu sync.Mutex
+	base  *slog.Logger
+	attrs []any
+	log   *slog.Logger
+}
+
+// with adds attributes to the delivery's log lines.
+func (d *delivery) with(args ...any) {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	d.attrs = append(d.attrs, args...)
+	d.log = nil
+}
+
+// logger returns the delivery's logger, carrying its attributes.
+func (d *delivery) logger() *slog.Logger {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	if d.log == nil {
+		d.log = d.base.With(d.attrs...)
+	}
+	return d.log
+}
+
+// handle decides the delivery's fate, then settles it.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	w.cfg.Metrics.InFlight(1)
+	defer w.cfg.Metrics.InFlight(-1)
+
+	d := &delivery{msg: msg, base: w.log}
+	d.subject, d.header, d.data, d.started = msg.Subject(), msg.Headers(), msg.Data(), w.cfg.Now()
+	if meta, err := msg.Metadata(); err == nil {
+		d.seq, d.deliveries = meta.Sequence.Stream, meta.NumDelivered
+	}
+	d.with("subject", d.subject, "stream_seq", d.seq, "delivery", d.deliveries)
+	var h *hold
+	if w.cfg.Ledger != nil {
+		h = &hold{ledger: w.cfg.Ledger}
+	}
+
+	f := w.processSafely(ctx, d, h)
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	w.settle(settleCtx, d, h, f)
+}
+
+// processSafely turns a panic anywhere in processing into a failed result for
+// this job alone.
+func (w *Worker) processSafely(ctx context.Context, d *delivery, h *hold) (f fate) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.cfg.Metrics.Panic()
+			d.logger().Error("panic while handling job", "panic", fmt.Sprint(p), "stack", stack())
+			f = panicked()
+		}
+	}()
+	return w.process(ctx, d, h)
+}
+
+func (w *Worker) process(ctx context.Context, d *delivery, h *hold) fate {
+	if err := d.decode(); err != nil {
+		f := invalidJob(err)
+		w.cfg.Metrics.InvalidJob(f.reason)
+		d.with("job_id", d.jobID)
+		d.logger().Warn("invalid job", "code", f.reason, "err", err)
+		return f
+	}
+	d.with("job_id", d.jobID, "project", d.job.Resource().Project)
+	return w.keepingAlive(ctx, d, h, func(ctx context.Context) fate {
+		if h == nil {
+			return w.apply(ctx, d, nil)
+		}
+		return w.applyOnce(ctx, d, h)
+	})
+}
+
+// keepingAlive runs f while reporting progress on the message and renewing
+// the ledger leases of h.
+func (w *Worker) keepingAlive(ctx context.Context, d *delivery, h *hold, f func(context.Context) fate) fate {
+	ctx, cancel := context.WithCancel(ctx)
+	// Most jobs finish long before the first progress report is due, so the
+	// reporter only runs once it is: a timer costs far less than a goroutine
+	// with a ticker per job.
+	reported := make(chan struct{})
+	t := time.AfterFunc(w.ackWait/3, func() {
+		defer close(reported)
+		w.keepAlive(ctx, cancel, d, h)
+	})
+	defer func() {
+		cancel()
+		if !t.Stop() {
+			<-reported // started: wait for it to see the cancel
+		}
+	}()
+	return f(ctx)
+}
+
+// keepAlive reports progress every third of the ack wait so that the server
+// does not redeliver a job still being worked on, and renews the ledger
+// leases; if the claim was taken over, it cancels the work.
+func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *delivery, h *hold) {
+	// It starts when the first report is due.
+	t := time.NewTicker(w.ackWait / 3)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		if err := d.msg.InProgress(); err != nil {
+			d.logger().Warn("could not report progress", "err", err)
+		}
+		// The renewal must not be cut off by the job finishing meanwhile:
+		// its write could land with the reply lost.
+		renewCtx, cancelRenew := context.WithTimeout(context.WithoutCancel(ctx), w.ackWait/3)
+		err := h.renew(renewCtx)
+		cancelRenew()
+		if errors.Is(err, ledger.ErrLost) {
+			d.logger().Warn("claim lost while working; stopping", "err", err)
+			cancel()
+			return
+		} else if err != nil && ctx.Err() == nil {
+			d.logger().Warn("could not renew lease", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+// panicError is a recovered panic, reported as the job's error.
+type panicError struct {
+	value any
+	stack string
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+func stack() string {
+	buf := make([]byte, 4096)
+	return string(buf[:runtime.Stack(buf, false)])
+}

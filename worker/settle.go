@@ -1,0 +1,142 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/apiops-worker/apiops-worker/dlq"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+)
+
+// settleTimeout bounds the NATS and ledger calls that settle a delivery, so
+// that a job cancelled at shutdown can still record, publish and nak.
+const settleTimeout = 10 * time.Second
+
+// settle carries out a decided fate, in one order: the dead letter, the
+// ledger record, the result, and last the message's ack, term or nak. Each
+// step starts once the one before it is stored, so that a crash between any
+// two leaves what a redelivery finishes (the crash table in README.md): a
+// dead letter is stored before the job is final, as a final job is never
+// looked at again; and the result is published (acknowledged by the server)
+// before the message is acknowledged, so no result is ever lost. A step that
+// fails turns the fate into a retry.
+func (w *Worker) settle(ctx context.Context, d *delivery, h *hold, f fate) {
+	if f.action == abandon {
+		return
+	}
+	now := w.cfg.Now()
+	var result *jobs.Result
+	switch {
+	case f.action == republish:
+		result = f.stored
+	case f.outcome != nil:
+		r := d.result(*f.outcome, now)
+		result = &r
+	}
+	if f.action == giveUp {
+		if err := w.deadLetter(ctx, d.logger(), d.jobRef.deadLetter(f.dlqReason, *result, now)); err != nil {
+			d.logger().Warn("could not dead-letter the job; retrying the delivery", "err", err)
+			f = fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "dlq"}
+		}
+	}
+	if f = w.record(ctx, d, h, f, result); f.action == abandon {
+		return
+	}
+	// A message that names no job id has no one to report a result to.
+	if f.action != retry && result != nil && d.jobID != "" {
+		if err := w.publishResult(ctx, &d.jobRef, *result); err != nil {
+			d.logger().Warn("could not publish result; the job will be redelivered", "err", err)
+			f = fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "result_publish"}
+		} else if f.action != republish {
+			// A republished result was counted when it was first made.
+			w.cfg.Metrics.JobFinished(*result, w.cfg.Now().Sub(d.started))
+			d.logger().Info("job finished", "status", result.Status, "attempts", result.Attempts)
+		}
+	}
+	var err error
+	switch f.action {
+	case retry:
+		w.cfg.Metrics.Retry(d.subject, f.reason)
+		err = d.msg.NakWithDelay(f.delay)
+	case giveUp:
+		err = d.msg.TermWithReason(f.reason)
+	default:
+		err = d.msg.Ack()
+	}
+	if err != nil {
+		d.logger().Warn("could not settle message; it will be redelivered", "err", err)
+	}
+}
+
+// record stores the delivery's end in the ledger: for a retry, the claim
+// and the resource lock are given back; for a final result, the resource
+// learns whether this job was applied (and is freed), then the result is
+// recorded. That order lets an older job coming later find itself
+// superseded even if this worker dies in between.
+func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate, result *jobs.Result) fate {
+	if h == nil || h.claim == nil {
+		return f // no ledger, or nothing claimed
+	}
+	if f.action == retry || result == nil {
+		h.giveBack(ctx, d.logger())
+		return f
+	}
+	var applied uint64
+	if f.outcome.applied() {
+		applied = d.seq
+	}
+	if err := h.unlock(ctx, d.logger(), applied); err != nil {
+		return w.recordFailed(d, err)
+	}
+	if err := h.ledger.Finish(ctx, h.claim, *result); err != nil {
+		return w.recordFailed(d, err)
+	}
+	return f
+}
+
+func (w *Worker) recordFailed(d *delivery, err error) fate {
+	if errors.Is(err, ledger.ErrLost) {
+		d.logger().Warn("claim lost to another worker; leaving the job to it", "err", err)
+		return fate{action: abandon}
+	}
+	d.logger().Warn("could not record the job's outcome; retrying the delivery", "err", err)
+	return fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "ledger"}
+}
+
+// deadLetter stores a job in the dead-letter stream. It is the one place a
+// dead letter is written: settle calls it for a delivery given up on, and
+// the advisories path for a job the server gave up on.
+func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, rec dlq.Record) error {
+	if err := dlq.Publish(ctx, w.js, rec); err != nil {
+		return err
+	}
+	w.cfg.Metrics.DeadLetter(rec.Subject, rec.Reason)
+	log.Warn("job dead-lettered", "reason", rec.Reason, "payload_bytes", rec.PayloadSize)
+	return nil
+}
+
+// publishResult publishes the result r of job j, carrying the job's trace
+// context, and waits for JetStream's acknowledgement.
+func (w *Worker) publishResult(ctx context.Context, j *jobRef, r jobs.Result) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	msg := nats.NewMsg(jobs.ResultSubject(j.subject))
+	msg.Data = data
+	msg.Header.Set(nats.MsgIdHdr, jobs.ResultMsgID(r.JobID))
+	if tp := j.header.Get(traceHeader); tp != "" {
+		msg.Header.Set(traceHeader, tp)
+	}
+	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish result: %w", err)
+	}
+	return nil
+}
