@@ -26,13 +26,17 @@ import (
 type config struct {
 	nats natsconn.Config
 
-	apinizerURL        string
-	apinizerToken      string
-	apinizerTokenFile  string
-	apinizerCAFile     string
-	apinizerClientCert string
-	apinizerClientKey  string
-	allowInsecureHTTP  bool
+	apinizerURL       string
+	apinizerToken     string
+	apinizerTokenFile string
+	// Client credentials, instead of a personal token.
+	apinizerClientID         string
+	apinizerClientSecret     string
+	apinizerClientSecretFile string
+	apinizerCAFile           string
+	apinizerClientCert       string
+	apinizerClientKey        string
+	allowInsecureHTTP        bool
 
 	metricsAddr string
 
@@ -130,6 +134,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerURL, "APINIZER_URL", "apinizer-url", "", "Apinizer base URL, e.g. https://demo.apinizer.com")
 	str(&c.apinizerTokenFile, "APINIZER_TOKEN_FILE", "apinizer-token-file", "", "file holding the Apinizer personal API access token")
 	c.apinizerToken = getenv("APINIZER_TOKEN") // no flag: a flag would show in ps
+	str(&c.apinizerClientID, "APINIZER_CLIENT_ID", "apinizer-client-id", "", "Apinizer user whose client credentials get the token (POST /apiops/auth/token); with APINIZER_CLIENT_SECRET or --apinizer-client-secret-file")
+	str(&c.apinizerClientSecretFile, "APINIZER_CLIENT_SECRET_FILE", "apinizer-client-secret-file", "", "file holding the client secret, re-read for every token fetch")
+	c.apinizerClientSecret = getenv("APINIZER_CLIENT_SECRET") // no flag: a flag would show in ps
 	str(&c.apinizerCAFile, "APINIZER_CA_FILE", "apinizer-ca-file", "", "CA bundle to verify Apinizer's certificate (default: system roots)")
 	str(&c.apinizerClientCert, "APINIZER_CLIENT_CERT", "apinizer-client-cert", "", "client certificate file for Apinizer")
 	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
@@ -185,12 +192,7 @@ func (c config) validate() error {
 		} else if err := executor.CheckBaseURL(c.apinizerURL, c.allowInsecureHTTP); err != nil {
 			bad("APINIZER_URL", "%v (APINIZER_ALLOW_INSECURE_HTTP=true allows plain http on an isolated test network)", err)
 		}
-		if c.apinizerToken == "" && c.apinizerTokenFile == "" {
-			bad("APINIZER_TOKEN", "required, or APINIZER_TOKEN_FILE")
-		}
-		if c.apinizerToken != "" && c.apinizerTokenFile != "" {
-			bad("APINIZER_TOKEN", "set only one of APINIZER_TOKEN and APINIZER_TOKEN_FILE")
-		}
+		errs = append(errs, c.validateApinizerAuth()...)
 		if c.samples {
 			bad("WORKER_DEV_SAMPLES", "only with --dev")
 		}
@@ -276,6 +278,51 @@ func (c config) apinizerTLS() (*tls.Config, error) {
 	return t, nil
 }
 
+// validateApinizerAuth checks that exactly one of the three ways to
+// authenticate to Apinizer is set: a personal token inline, a personal token
+// file, or client credentials.
+func (c config) validateApinizerAuth() []error {
+	clientCreds := c.apinizerClientID != "" || c.apinizerClientSecret != "" || c.apinizerClientSecretFile != ""
+	ways := 0
+	for _, set := range []bool{c.apinizerToken != "", c.apinizerTokenFile != "", clientCreds} {
+		if set {
+			ways++
+		}
+	}
+	const all = "APINIZER_TOKEN, APINIZER_TOKEN_FILE, or APINIZER_CLIENT_ID with APINIZER_CLIENT_SECRET or APINIZER_CLIENT_SECRET_FILE"
+	switch {
+	case ways == 0:
+		return []error{fmt.Errorf("APINIZER_TOKEN: required: set one of %s", all)}
+	case ways > 1:
+		return []error{fmt.Errorf("APINIZER_TOKEN, APINIZER_TOKEN_FILE, APINIZER_CLIENT_ID: set only one way to authenticate: %s", all)}
+	case !clientCreds:
+		return nil
+	}
+	var errs []error
+	if c.apinizerClientID == "" {
+		errs = append(errs, errors.New("APINIZER_CLIENT_ID (--apinizer-client-id): required with APINIZER_CLIENT_SECRET or APINIZER_CLIENT_SECRET_FILE"))
+	}
+	if (c.apinizerClientSecret == "") == (c.apinizerClientSecretFile == "") {
+		errs = append(errs, errors.New("APINIZER_CLIENT_SECRET, APINIZER_CLIENT_SECRET_FILE: set exactly one with APINIZER_CLIENT_ID"))
+	}
+	return errs
+}
+
+// apinizerAuth sets the executor's way to authenticate: a personal token
+// (inline or from a file), or client credentials whose tokens the executor
+// fetches and renews.
+func (c config) apinizerAuth(ec *executor.Config) {
+	if c.apinizerClientID == "" {
+		ec.Token = c.token()
+		return
+	}
+	secret := func() (string, error) { return c.apinizerClientSecret, nil }
+	if c.apinizerClientSecretFile != "" {
+		secret = (&secretFile{path: c.apinizerClientSecretFile, env: "APINIZER_CLIENT_SECRET_FILE"}).get
+	}
+	ec.ClientCredentials = &executor.ClientCredentials{ClientID: c.apinizerClientID, ClientSecret: secret}
+}
+
 // token returns the Apinizer token source: the inline token, or the token
 // file, re-read whenever it changes so that a rotated token is used without
 // a restart.
@@ -284,38 +331,41 @@ func (c config) token() func() (string, error) {
 		t := c.apinizerToken
 		return func() (string, error) { return t, nil }
 	}
-	return (&tokenFile{path: c.apinizerTokenFile}).get
+	return (&secretFile{path: c.apinizerTokenFile, env: "APINIZER_TOKEN_FILE"}).get
 }
 
-// tokenFile caches a token file's content, keyed by its modification time
-// and size, so that a call costs a stat, not a read.
-type tokenFile struct {
+// secretFile caches a secret file's content (a token, a client secret),
+// keyed by its modification time and size, so that a call costs a stat, not
+// a read, and a rotated file is picked up without a restart.
+type secretFile struct {
 	path string
+	// env names the variable that set path, for errors.
+	env string
 
 	mu      sync.Mutex
 	modTime time.Time
 	size    int64
-	token   string
+	value   string
 }
 
-func (f *tokenFile) get() (string, error) {
+func (f *secretFile) get() (string, error) {
 	info, err := os.Stat(f.path)
 	if err != nil {
-		return "", fmt.Errorf("APINIZER_TOKEN_FILE: %w", err)
+		return "", fmt.Errorf("%s: %w", f.env, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.token != "" && info.ModTime().Equal(f.modTime) && info.Size() == f.size {
-		return f.token, nil
+	if f.value != "" && info.ModTime().Equal(f.modTime) && info.Size() == f.size {
+		return f.value, nil
 	}
 	b, err := os.ReadFile(f.path)
 	if err != nil {
-		return "", fmt.Errorf("APINIZER_TOKEN_FILE: %w", err)
+		return "", fmt.Errorf("%s: %w", f.env, err)
 	}
 	t := strings.TrimSpace(string(b))
 	if t == "" {
-		return "", errors.New("APINIZER_TOKEN_FILE is empty")
+		return "", fmt.Errorf("%s is empty", f.env)
 	}
-	f.token, f.modTime, f.size = t, info.ModTime(), info.Size()
+	f.value, f.modTime, f.size = t, info.ModTime(), info.Size()
 	return t, nil
 }

@@ -45,6 +45,10 @@ func TestConfigRefusesEachBadVariableByName(t *testing.T) {
 		{"plain http to a private address", map[string]string{"APINIZER_URL": "http://10.0.0.7:8080"}, nil, "APINIZER_URL"},
 		{"no token at all", map[string]string{"APINIZER_TOKEN": ""}, nil, "APINIZER_TOKEN"},
 		{"both a token and a token file", map[string]string{"APINIZER_TOKEN_FILE": "/run/secrets/apinizer-token"}, nil, "APINIZER_TOKEN_FILE"},
+		{"both a token and client credentials", map[string]string{"APINIZER_CLIENT_ID": "ci", "APINIZER_CLIENT_SECRET": "s"}, nil, "APINIZER_CLIENT_ID"},
+		{"a client secret without a client id", map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_SECRET": "s"}, nil, "APINIZER_CLIENT_ID"},
+		{"a client id without a secret", map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_ID": "ci"}, nil, "APINIZER_CLIENT_SECRET_FILE"},
+		{"a client secret and a client secret file", map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_ID": "ci", "APINIZER_CLIENT_SECRET": "s", "APINIZER_CLIENT_SECRET_FILE": "/run/secrets/s"}, nil, "APINIZER_CLIENT_SECRET_FILE"},
 		{"a concurrency that is not a number", map[string]string{"WORKER_CONCURRENCY": "abc"}, nil, "WORKER_CONCURRENCY"},
 		{"a concurrency of 0", map[string]string{"WORKER_CONCURRENCY": "0"}, nil, "WORKER_CONCURRENCY"},
 		{"a concurrency of 5000", map[string]string{"WORKER_CONCURRENCY": "5000"}, nil, "WORKER_CONCURRENCY"},
@@ -187,6 +191,14 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 		{
 			name: "a token file instead of a token",
 			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_TOKEN_FILE": "/run/secrets/apinizer-token"}),
+		},
+		{
+			name: "client credentials with an inline secret",
+			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_ID": "ci", "APINIZER_CLIENT_SECRET": "s"}),
+		},
+		{
+			name: "client credentials with a secret file",
+			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_ID": "ci", "APINIZER_CLIENT_SECRET_FILE": "/run/secrets/s"}),
 		},
 		{
 			name: "both halves of each client certificate",

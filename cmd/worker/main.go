@@ -115,16 +115,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	retry := executor.DefaultRetryPolicy()
 	retry.MaxElapsedTime = cfg.retryBudget
-	exec, err := executor.New(executor.Config{
+	ecfg := executor.Config{
 		BaseURL:           cfg.apinizerURL,
-		Token:             cfg.token(),
 		Concurrency:       cfg.worker.Concurrency,
 		AttemptTimeout:    cfg.attemptTimeout,
 		Retry:             retry,
 		WrapTransport:     m.InstrumentRoundTripper,
 		TLS:               apinizerTLS,
 		AllowInsecureHTTP: cfg.allowInsecureHTTP,
-	})
+	}
+	cfg.apinizerAuth(&ecfg)
+	exec, err := executor.New(ecfg)
 	if err != nil {
 		return err
 	}
