@@ -38,6 +38,10 @@ func (s breakerState) String() string {
 // failures in a row it opens, the worker stops taking jobs, and jobs in
 // flight wait for it to close instead of spending their deliveries. A probe
 // or any call that gets an answer closes it.
+//
+// A 401 opens it at once: Apinizer refusing the worker's token refuses every
+// job alike, so it is the worker's outage, never a job's failure. Only a
+// probe that Apinizer accepts (the token works again) closes it.
 type breaker struct {
 	threshold int
 	log       *slog.Logger
@@ -46,6 +50,8 @@ type breaker struct {
 	mu       sync.Mutex
 	state    breakerState
 	failures int
+	// cause says why the breaker last opened, for /readyz and the logs.
+	cause string
 	// changed is closed and replaced on every state change, waking waiters.
 	changed chan struct{}
 }
@@ -58,18 +64,28 @@ func newBreaker(threshold int, log *slog.Logger, m *metrics.Metrics) *breaker {
 // observe feeds the outcome of an Apinizer call to the breaker.
 func (b *breaker) observe(err error) {
 	if isOutage(err) {
-		b.failure()
+		b.failure(err)
 	} else if err == nil || errors.Is(err, executor.ErrPermanent) || errors.Is(err, executor.ErrRetryable) {
 		// Any answer, even a refusal or a 429, shows Apinizer is there.
 		b.success()
 	}
 }
 
-func (b *breaker) failure() {
+// failure counts an outage failure: a rejected token opens the breaker at
+// once, anything else after threshold failures in a row.
+func (b *breaker) failure(err error) {
+	rejected := errors.Is(err, executor.ErrUnauthorized)
+	if rejected {
+		b.metrics.AuthFailure(executor.AuthReason(err))
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failures++
-	if b.state != open && (b.failures >= b.threshold || b.state == halfOpen) {
+	b.cause = "Apinizer unreachable"
+	if rejected {
+		b.cause = "Apinizer rejects the worker's credentials (" + executor.AuthReason(err) + ")"
+	}
+	if b.state != open && (rejected || b.failures >= b.threshold || b.state == halfOpen) {
 		b.set(open)
 	}
 }
@@ -93,11 +109,25 @@ func (b *breaker) probing() {
 
 // set changes the state; callers hold b.mu.
 func (b *breaker) set(s breakerState) {
-	b.log.Warn("Apinizer circuit breaker "+s.String(), "from", b.state.String(), "consecutive_failures", b.failures)
+	if s == open {
+		b.log.Warn("Apinizer circuit breaker open", "from", b.state.String(), "consecutive_failures", b.failures, "cause", b.cause)
+	} else {
+		b.log.Warn("Apinizer circuit breaker "+s.String(), "from", b.state.String(), "consecutive_failures", b.failures)
+	}
 	b.state = s
 	b.metrics.BreakerState(int(s))
 	close(b.changed)
 	b.changed = make(chan struct{})
+}
+
+// openCause returns why the breaker is open, or "" while it is closed.
+func (b *breaker) openCause() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == closed {
+		return ""
+	}
+	return b.cause
 }
 
 // current returns the state and a channel closed at its next change.
@@ -122,8 +152,9 @@ func (b *breaker) waitFor(ctx context.Context, want breakerState) error {
 	}
 }
 
-// isOutage reports a failure that says Apinizer is not there: no answer, or
-// a server error. A 429 is an answer: Apinizer is up and asks to slow down.
+// isOutage reports a failure that says Apinizer is not there for any job:
+// no answer, a server error, or the worker's token refused (401). A 429 is an
+// answer: Apinizer is up and asks to slow down.
 func isOutage(err error) bool {
 	var (
 		apiErr *executor.APIError
@@ -132,6 +163,8 @@ func isOutage(err error) bool {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return false
+	case errors.Is(err, executor.ErrUnauthorized):
+		return true
 	case errors.As(err, &trErr):
 		return true
 	case errors.As(err, &apiErr):
@@ -154,6 +187,7 @@ func (w *Worker) superviseBreaker(ctx context.Context) {
 		// Probes are one cheap GET: capping their interval at 5s keeps the
 		// time between Apinizer's return and the worker's short.
 		bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = w.cfg.ProbeInterval, max(w.cfg.ProbeInterval, 5*time.Second), 0
+		var lastAuthLog time.Time
 		for {
 			if !sleep(ctx, bo.NextBackOff()) {
 				return
@@ -167,13 +201,25 @@ func (w *Worker) superviseBreaker(ctx context.Context) {
 				w.breaker.success()
 				break
 			}
-			w.log.Info("Apinizer still unreachable", "err", err)
-			w.breaker.failure()
+			w.breaker.failure(err)
+			if !errors.Is(err, executor.ErrUnauthorized) {
+				w.log.Info("Apinizer still unreachable", "err", err)
+			} else if time.Since(lastAuthLog) >= authLogEvery {
+				// A refused token does not mend by itself unless a token
+				// file or the client credentials change: say so, but not
+				// at every probe.
+				lastAuthLog = time.Now()
+				w.log.Warn("Apinizer rejects the worker's credentials; jobs wait, none fails: rotate the token file or fix the client credentials",
+					"reason", executor.AuthReason(err), "err", err)
+			}
 			w.pauseConsumer(ctx)
 		}
 		w.resumeConsumer(ctx)
 	}
 }
+
+// authLogEvery is how often a worker paused by a refused token says so.
+const authLogEvery = time.Minute
 
 // pauseFor is how long one pause of the consumer lasts; the supervisor
 // renews it while the outage goes on, and it lapses by itself if this worker

@@ -109,6 +109,11 @@ func decide(a attempt) fate {
 	case errors.As(a.err, &panicEr):
 		re := &jobs.ResultError{Code: codePanic, Message: "the worker panicked while applying the job"}
 		return fate{action: giveUp, reason: codePanic, dlqReason: dlq.ReasonPanic, outcome: failed(attempts, re)}
+	case errors.Is(a.err, executor.ErrUnauthorized):
+		// A refused token is the worker's outage, not the job's failure
+		// (it also matches ErrPermanent): the job is handed back, whatever
+		// its delivery count, to wait for credentials that work.
+		return fate{action: retry, delay: a.backoff, reason: "auth"}
 	case errors.Is(a.err, executor.ErrPermanent):
 		re := resultError(a.err)
 		return fate{action: giveUp, reason: re.Code, dlqReason: dlq.ReasonPermanent, outcome: failed(attempts, re)}
@@ -166,7 +171,10 @@ func resultError(err error) *jobs.ResultError {
 	)
 	switch {
 	case errors.As(err, &apiErr):
-		return &jobs.ResultError{Code: apiErr.Code, Message: apiErr.Message, HTTPStatus: apiErr.StatusCode, Retryable: errors.Is(err, executor.ErrRetryable)}
+		return &jobs.ResultError{
+			Code: apiErr.StableCode(), ApinizerError: apiErr.Code, Message: apiErr.Message,
+			HTTPStatus: apiErr.StatusCode, Retryable: errors.Is(err, executor.ErrRetryable),
+		}
 	case errors.As(err, &trErr):
 		return &jobs.ResultError{Code: codeUnreachable, Message: trErr.Error(), Retryable: true}
 	default:
@@ -178,6 +186,8 @@ func resultError(err error) *jobs.ResultError {
 func retryReason(err error) string {
 	var apiErr *executor.APIError
 	switch {
+	case errors.Is(err, executor.ErrUnauthorized):
+		return "auth"
 	case errors.As(err, &apiErr) && apiErr.StatusCode == 429:
 		return "http_429"
 	case errors.As(err, &apiErr) && apiErr.StatusCode >= 500:

@@ -87,20 +87,25 @@ func TestDecideFollowsTheRetryPolicyTable(t *testing.T) {
 			fate{action: retry, delay: ackWait, reason: "job_busy"}},
 		{"a ledger that fails is retried after the usual delay",
 			busy(errors.New("kv: timeout"), "job_busy", now, ackWait, usualDelay), fate{action: retry, delay: usualDelay, reason: "ledger"}},
-		// 400, 401, 403, 404, 409, 422, invalid job, panic: given up at once.
+		// 401: the worker's credentials refused; the job waits in-process
+		// with every other; if the wait ends (shutdown), it is handed back.
+		{"a 401 cut short by shutdown hands the job back and dead-letters nothing",
+			decide(failedAttempt(apiError(401, 0))), fate{action: retry, delay: usualDelay, reason: "auth"}},
+		{"a 401 on the last delivery still hands the job back",
+			decide(attempt{delivered: 5, maxDeliver: 5, backoff: usualDelay, err: apiError(401, 0)}), fate{action: retry, delay: usualDelay, reason: "auth"}},
+		// 400, 403, 404, 409, 422, invalid job, panic: given up at once,
+		// with the stable code and Apinizer's own beside it.
 		{"a 400 gives up at once with Apinizer's error",
 			decide(failedAttempt(apiError(400, 0))),
-			givenUp("http_400", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "http_400", Message: "refused", HTTPStatus: 400})},
-		{"a 401 gives up at once", decide(failedAttempt(apiError(401, 0))),
-			givenUp("http_401", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "http_401", Message: "refused", HTTPStatus: 401})},
+			givenUp("bad_request", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "bad_request", ApinizerError: "http_400", Message: "refused", HTTPStatus: 400})},
 		{"a 403 gives up at once", decide(failedAttempt(apiError(403, 0))),
-			givenUp("http_403", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "http_403", Message: "refused", HTTPStatus: 403})},
+			givenUp("permission_denied", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "permission_denied", ApinizerError: "http_403", Message: "refused", HTTPStatus: 403})},
 		{"a 404 gives up at once", decide(failedAttempt(apiError(404, 0))),
-			givenUp("http_404", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "http_404", Message: "refused", HTTPStatus: 404})},
+			givenUp("not_found", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "not_found", ApinizerError: "http_404", Message: "refused", HTTPStatus: 404})},
 		{"a 409 gives up at once", decide(failedAttempt(apiError(409, 0))),
-			givenUp("http_409", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "http_409", Message: "refused", HTTPStatus: 409})},
+			givenUp("bad_request", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "bad_request", ApinizerError: "http_409", Message: "refused", HTTPStatus: 409})},
 		{"a 422 gives up at once", decide(failedAttempt(apiError(422, 0))),
-			givenUp("http_422", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "http_422", Message: "refused", HTTPStatus: 422})},
+			givenUp("bad_request", dlq.ReasonPermanent, 5, &jobs.ResultError{Code: "bad_request", ApinizerError: "http_422", Message: "refused", HTTPStatus: 422})},
 		{"an invalid job gives up at once with the decoder's code",
 			invalidJob(tooLarge),
 			givenUp("job_too_large", dlq.ReasonInvalid, 0, &jobs.ResultError{Code: "job_too_large", Message: tooLarge.Error()})},
@@ -112,7 +117,7 @@ func TestDecideFollowsTheRetryPolicyTable(t *testing.T) {
 		// last delivery still failing.
 		{"a retryable failure on the last delivery gives up as retries exhausted",
 			decide(attempt{delivered: 5, maxDeliver: 5, prior: 8, backoff: usualDelay, resp: executor.Response{Attempts: 2}, err: apiError(503, 0)}),
-			givenUp(codeRetriesExhausted, dlq.ReasonMaxDeliveries, 10, &jobs.ResultError{Code: codeRetriesExhausted, Message: "gave up after 5 deliveries: refused", HTTPStatus: 503, Retryable: true})},
+			givenUp(codeRetriesExhausted, dlq.ReasonMaxDeliveries, 10, &jobs.ResultError{Code: codeRetriesExhausted, ApinizerError: "http_503", Message: "gave up after 5 deliveries: refused", HTTPStatus: 503, Retryable: true})},
 		// a job whose every delivery killed its worker.
 		{"a job the server ran out of deliveries for fails as retries exhausted",
 			stranded(advisory{Deliveries: 5}),

@@ -95,8 +95,8 @@ func TestRefusedJobIsDeadLetteredAfterOneCall(t *testing.T) {
 
 	b.publish(t, &jobs.KeyDelete{JobID: "missing", ProjectName: project, KeyName: "no-such-key"})
 	r := rs.next(t, 1, 20*time.Second)["missing"]
-	if r.Status != jobs.StatusFailed || r.Error == nil || r.Error.Code != "bad_request" || r.Error.HTTPStatus != 400 {
-		t.Fatalf("result %s %+v, want failed with Apinizer's bad_request", r.Status, r.Error)
+	if r.Status != jobs.StatusFailed || r.Error == nil || r.Error.Code != "not_found" || r.Error.ApinizerError != "bad_request" || r.Error.HTTPStatus != 400 {
+		t.Fatalf("result %s %+v, want failed with the stable code not_found beside Apinizer's bad_request", r.Status, r.Error)
 	}
 	if calls := len(b.sim.Requests()); calls != 1 {
 		t.Errorf("simulator received %d calls, want exactly 1", calls)

@@ -86,12 +86,18 @@ func (w *Worker) adopt(info *jetstream.ConsumerInfo) error {
 	return nil
 }
 
-// Ready reports whether the worker can take jobs: it is pulling from its
-// consumer and its circuit breaker is not open (Apinizer answers). /readyz
-// combines it with the NATS connection's state.
-func (w *Worker) Ready() bool {
-	s, _ := w.breaker.current()
-	return w.bound.Load() && s != open
+// Ready reports whether the worker can take jobs, and if not, why: it must
+// be pulling from its consumer, and its circuit breaker must not be open
+// (Apinizer answers and accepts the worker's credentials). /readyz combines
+// it with the NATS connection's state.
+func (w *Worker) Ready() error {
+	if !w.bound.Load() {
+		return errors.New("not bound to the jobs consumer")
+	}
+	if s, _ := w.breaker.current(); s == open {
+		return fmt.Errorf("circuit breaker open: %s", w.breaker.openCause())
+	}
+	return nil
 }
 
 // Run pulls and handles jobs until ctx ends, then stops pulling, lets the

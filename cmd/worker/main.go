@@ -144,8 +144,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		// A half-open connection still says connected: readiness asks the
 		// server for a round trip.
-		Handler: routes(reg, cfg.pprof, func() bool {
-			return nc.IsConnected() && w.Ready() && nc.FlushTimeout(time.Second) == nil
+		Handler: routes(reg, cfg.pprof, func() error {
+			if !nc.IsConnected() {
+				return errors.New("NATS disconnected")
+			}
+			if err := w.Ready(); err != nil {
+				return err
+			}
+			if err := nc.FlushTimeout(time.Second); err != nil {
+				return fmt.Errorf("NATS does not answer: %w", err)
+			}
+			return nil
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -177,9 +186,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // routes serves the metrics of reg and the health endpoints: /healthz says
-// the process is alive, /readyz that it is connected and consuming; with
+// the process is alive, /readyz that it is connected and consuming (or, with
+// a 503, why not); with
 // withPprof also Go's profiles.
-func routes(reg *prometheus.Registry, withPprof bool, ready func() bool) http.Handler {
+func routes(reg *prometheus.Registry, withPprof bool, ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -193,8 +203,8 @@ func routes(reg *prometheus.Registry, withPprof bool, ready func() bool) http.Ha
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready: NATS disconnected, consumer not bound, or Apinizer unreachable", http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
