@@ -67,6 +67,8 @@ type workerOpts struct {
 	grace       time.Duration
 	// wrap, if set, wraps the executor (to inject a panic).
 	wrap func(worker.Executor) worker.Executor
+	// executor, if set, adjusts the executor's configuration.
+	executor func(*executor.Config)
 }
 
 // startWorker runs a real worker, with fast redeliveries and probes and its
@@ -83,9 +85,10 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 			Logger:          testLogger(t),
 			ProbeInterval:   20 * time.Millisecond,
 		},
-		Retry: o.retry,
-		Lease: 2 * b.topo.AckWait,
-		Wrap:  o.wrap,
+		Retry:    o.retry,
+		Lease:    2 * b.topo.AckWait,
+		Wrap:     o.wrap,
+		Executor: o.executor,
 	})
 }
 

@@ -76,6 +76,9 @@ type Worker struct {
 	Lease time.Duration
 	// Wrap, if set, wraps the executor (to inject a fault into it).
 	Wrap func(worker.Executor) worker.Executor
+	// Executor, if set, adjusts the executor's configuration (another
+	// simulator, a token file, client credentials) before it is built.
+	Executor func(*executor.Config)
 }
 
 // StartWorker runs a worker until stop is called or the test ends; stop
@@ -91,8 +94,12 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 	if o.Retry == (executor.RetryPolicy{}) {
 		o.Retry = executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2}
 	}
-	exec, err := executor.New(executor.Config{BaseURL: s.Sim.URL, Token: func() (string, error) { return Token, nil }, Retry: o.Retry,
-		Concurrency: max(o.Config.Concurrency, executor.DefaultConcurrency)})
+	ecfg := executor.Config{BaseURL: s.Sim.URL, Token: func() (string, error) { return Token, nil }, Retry: o.Retry,
+		Concurrency: max(o.Config.Concurrency, executor.DefaultConcurrency)}
+	if o.Executor != nil {
+		o.Executor(&ecfg)
+	}
+	exec, err := executor.New(ecfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
