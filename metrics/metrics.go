@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ type Metrics struct {
 	consumerRedeliv  prometheus.Gauge
 	requestDuration  *prometheus.HistogramVec
 	requestsInFlight prometheus.Gauge
+	authFailures     *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with build info, on reg;
@@ -113,6 +115,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "apinizer_requests_in_flight",
 			Help: "Apinizer HTTP requests under way.",
 		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "apinizer_auth_failures_total",
+			Help: "Apinizer calls refused for the worker's credentials (401, or the token endpoint refusing the client credentials), by reason: expired, invalid, missing, bad_client_credentials.",
+		}, []string{"reason"}),
+	}
+	// Every reason starts at 0, so that increase() sees the first failure:
+	// a counter series born at 1 would look unchanged to an alert.
+	for _, r := range authReasons {
+		m.authFailures.WithLabelValues(r)
 	}
 	version := "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
@@ -128,10 +139,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.jobsFinished, m.jobDuration, m.envDeployments, m.envFailures, m.retries,
 		m.inFlight, m.invalidJobs, m.deadLetters, m.panics, m.breakerState,
 		m.consumerPending, m.consumerAcking, m.consumerRedeliv,
-		m.requestDuration, m.requestsInFlight, buildInfo,
+		m.requestDuration, m.requestsInFlight, m.authFailures, buildInfo,
 	)
 	return m
 }
+
+// authReasons are the reason label's values, as executor.AuthReason names
+// them; they are spelled out here so that metrics needs no executor import.
+var authReasons = []string{"expired", "invalid", "missing", "bad_client_credentials"}
 
 // Operation is the bounded operation label of a subject:
 // "apiops.certificate.update" is "certificate.update"; a subject that is no
@@ -218,4 +233,15 @@ func (m *Metrics) Backlog(pending, ackPending, redelivered int) {
 func (m *Metrics) InstrumentRoundTripper(next http.RoundTripper) http.RoundTripper {
 	return promhttp.InstrumentRoundTripperInFlight(m.requestsInFlight,
 		promhttp.InstrumentRoundTripperDuration(m.requestDuration, next))
+}
+
+// AuthFailure counts one call refused for the worker's credentials, with the
+// reason executor.AuthReason gives. Any other value counts as "invalid",
+// the executor's own reason for a refusal it cannot tell apart, so the label
+// keeps its four values.
+func (m *Metrics) AuthFailure(reason string) {
+	if !slices.Contains(authReasons, reason) {
+		reason = "invalid"
+	}
+	m.authFailures.WithLabelValues(reason).Inc()
 }

@@ -55,6 +55,9 @@ var header = map[string]string{
 	"apiops_consumer_redelivered_messages": `# HELP apiops_consumer_redelivered_messages Jobs delivered more than once and not yet acknowledged (consumer info, sampled).
 # TYPE apiops_consumer_redelivered_messages gauge
 `,
+	"apiops_apinizer_auth_failures_total": `# HELP apiops_apinizer_auth_failures_total Apinizer calls refused for the worker's credentials (401, or the token endpoint refusing the client credentials), by reason: expired, invalid, missing, bad_client_credentials.
+# TYPE apiops_apinizer_auth_failures_total counter
+`,
 	"apiops_apinizer_requests_in_flight": `# HELP apiops_apinizer_requests_in_flight Apinizer HTTP requests under way.
 # TYPE apiops_apinizer_requests_in_flight gauge
 `,
@@ -223,6 +226,33 @@ apiops_invalid_jobs_total{reason="missing_field"} 2
 			metric: "apiops_dead_letters_total",
 			samples: `apiops_dead_letters_total{operation="certificate.create",reason="retries_exhausted"} 1
 apiops_dead_letters_total{operation="unknown",reason="invalid_job"} 1
+`,
+		},
+		{
+			name:   "every auth failure reason starts at zero, so the first failure is an increase",
+			record: func(*metrics.Metrics) {},
+			metric: "apiops_apinizer_auth_failures_total",
+			samples: `apiops_apinizer_auth_failures_total{reason="bad_client_credentials"} 0
+apiops_apinizer_auth_failures_total{reason="expired"} 0
+apiops_apinizer_auth_failures_total{reason="invalid"} 0
+apiops_apinizer_auth_failures_total{reason="missing"} 0
+`,
+		},
+		{
+			name: "auth failures count by reason, an unknown reason as invalid",
+			record: func(m *metrics.Metrics) {
+				m.AuthFailure("expired")
+				m.AuthFailure("expired")
+				m.AuthFailure("bad_client_credentials")
+				m.AuthFailure("missing")
+				m.AuthFailure("secret-token rejected")
+				m.AuthFailure("")
+			},
+			metric: "apiops_apinizer_auth_failures_total",
+			samples: `apiops_apinizer_auth_failures_total{reason="bad_client_credentials"} 1
+apiops_apinizer_auth_failures_total{reason="expired"} 2
+apiops_apinizer_auth_failures_total{reason="invalid"} 2
+apiops_apinizer_auth_failures_total{reason="missing"} 1
 `,
 		},
 		{
@@ -434,6 +464,7 @@ func recordEverything(m *metrics.Metrics) {
 	m.BreakerState(2)
 	m.Backlog(1, 2, 3)
 	m.InFlight(1)
+	m.AuthFailure("Bearer secret-token was expired")
 }
 
 // histogram is one histogram series' labels, sample count and sum.

@@ -175,6 +175,7 @@ func TestDashboardHasThePanelsTheRunbookNames(t *testing.T) {
 		"Jobs finished by status", "Deployment failure rate by environment", "Job duration",
 		"Apinizer request latency p99 by code", "Retries by reason", "Jobs in flight",
 		"Consumer backlog", "Dead letters by reason", "Circuit breaker", "Circuit breaker state", "Version",
+		"Apinizer auth failures by reason",
 	} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("no panel %q", want)

@@ -82,6 +82,7 @@ var alertSeries = map[string][]string{
 	},
 	"ApiopsCircuitBreakerOpen": {`max_over_time(apiops_circuit_breaker_state[2m])`},
 	"ApiopsHandlerPanics":      {`increase(apiops_handler_panics_total[15m])`},
+	"ApinizerTokenRejected":    {`sum by (job, reason) (increase(apiops_apinizer_auth_failures_total[10m]))`},
 }
 
 // dashboardVars are the values the template variables take in the test: everything the
