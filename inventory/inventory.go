@@ -136,9 +136,9 @@ func (inv *Inventory) Run(ctx context.Context) error {
 // another replica holds it, until ctx ends. It signals acquired when this
 // replica takes the lease, and drops the snapshot when it loses it.
 func (inv *Inventory) keepLease(ctx context.Context, l *lease, acquired chan<- struct{}) {
+	was := false
 	for {
-		was, _ := l.held()
-		held, err := l.step(ctx)
+		_, err := l.step(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -146,6 +146,9 @@ func (inv *Inventory) keepLease(ctx context.Context, l *lease, acquired chan<- s
 			inv.ctr.errors.WithLabelValues(reasonLease).Inc()
 			inv.logger.Warn("inventory lease", slog.Any("error", err))
 		}
+		// held, not step's answer: a holder that cannot renew keeps the
+		// lease until its record expires, and not a moment longer.
+		held, _ := l.held()
 		switch {
 		case held && !was:
 			inv.ctr.held.Set(1)
@@ -159,6 +162,7 @@ func (inv *Inventory) keepLease(ctx context.Context, l *lease, acquired chan<- s
 			inv.col.set(snapshot{})
 			inv.logger.Warn("lost the inventory lease; exporting and publishing nothing", slog.String("holder", inv.cfg.Holder))
 		}
+		was = held
 		wait := l.pollEvery()
 		if held {
 			wait = l.renewEvery()
