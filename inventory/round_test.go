@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/poll"
@@ -46,6 +47,13 @@ func TestARoundExportsEachEnvironmentsDates(t *testing.T) {
 	info := `apiops_certificate_info{certificate="api-tls",environment="staging",project="Shop",sha1_thumbprint="` + stagingThumb + `",subject="CN=api-tls.staging.example"}`
 	if got[info] != 1 {
 		t.Errorf("%s = %v, want 1; info series: %v", info, got[info], r.certificateSeries(t, "apiops_certificate_info"))
+	}
+	problems, err := testutil.GatherAndLint(r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 	if ls := got[lastSuccess]; ls < float64(b.now.Unix()) || ls > float64(time.Now().Unix()+1) {
 		t.Errorf("last success %v, want the round's time (after %d)", ls, b.now.Unix())
