@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
@@ -112,6 +113,10 @@ type CertificateEnvironment struct {
 	Alias          string
 	// StartDate and EndDate are Apinizer's text, as it sent them.
 	StartDate, EndDate string
+	// NotBefore and NotAfter are StartDate and EndDate read as times (UTC),
+	// or the certificate's own dates when Apinizer sent its content and no
+	// date it could be read as; zero when neither is known.
+	NotBefore, NotAfter time.Time
 }
 
 // Certificate reads a certificate (GET …/certificates/{name}/), retrying
@@ -133,14 +138,15 @@ func (c *Client) Certificate(ctx context.Context, project, name string) ([]Certi
 // list certificates.
 type apiCertificate struct {
 	Name                       string `json:"name"`
+	CertificateName            string `json:"certificateName"`
 	CertificateEnvironmentList []struct {
-		EnvironmentName      string `json:"environmentName"`
-		StartDate            string `json:"startDate"`
-		EndDate              string `json:"endDate"`
-		Base64EncodedContent string `json:"base64EncodedContent"`
-		SHA1Thumbprint       string `json:"sha1Thumbprint"`
-		SubjectDN            string `json:"subjectDn"`
-		Alias                string `json:"alias"`
+		EnvironmentName      string  `json:"environmentName"`
+		StartDate            apiDate `json:"startDate"`
+		EndDate              apiDate `json:"endDate"`
+		Base64EncodedContent string  `json:"base64EncodedContent"`
+		SHA1Thumbprint       string  `json:"sha1Thumbprint"`
+		SubjectDN            string  `json:"subjectDn"`
+		Alias                string  `json:"alias"`
 	} `json:"certificateEnvironmentList"`
 }
 
@@ -175,18 +181,7 @@ func parseCertificate(name string, body []byte) ([]CertificateEnvironment, error
 	default:
 		return nil, &APIError{StatusCode: http.StatusOK, Code: CodeInvalidResponse, Message: "certificate answer without certificateEnvironmentList: " + excerpt(body)}
 	}
-	out := make([]CertificateEnvironment, 0, len(cert.CertificateEnvironmentList))
-	for _, e := range cert.CertificateEnvironmentList {
-		thumb := normalizeThumbprint(e.SHA1Thumbprint)
-		if thumb == "" {
-			thumb = contentThumbprint(e.Base64EncodedContent)
-		}
-		out = append(out, CertificateEnvironment{
-			EnvironmentName: sanitize(e.EnvironmentName, maxCodeBytes), SHA1Thumbprint: thumb,
-			SubjectDN: sanitize(e.SubjectDN, maxBodyBytes), Alias: sanitize(e.Alias, maxBodyBytes), StartDate: sanitize(e.StartDate, maxCodeBytes), EndDate: sanitize(e.EndDate, maxCodeBytes),
-		})
-	}
-	return out, nil
+	return cert.environments(), nil
 }
 
 // Thumbprint is the SHA-1 thumbprint of the first CERTIFICATE block in

@@ -175,7 +175,8 @@ func TestDashboardHasThePanelsTheRunbookNames(t *testing.T) {
 		"Jobs finished by status", "Deployment failure rate by environment", "Job duration",
 		"Apinizer request latency p99 by code", "Retries by reason", "Jobs in flight",
 		"Consumer backlog", "Dead letters by reason", "Circuit breaker", "Circuit breaker state", "Version",
-		"Apinizer auth failures by reason",
+		"Apinizer auth failures by reason", "Soonest-expiring certificates", "Expired certificates",
+		"Expiring within 14 days", "Inventory age", "Inventory errors by reason",
 	} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("no panel %q", want)

@@ -34,7 +34,9 @@ import (
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/capture"
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
+	"github.com/apiops-worker/apiops-worker/inventory"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
@@ -83,6 +85,17 @@ var alertSeries = map[string][]string{
 	"ApiopsCircuitBreakerOpen": {`max_over_time(apiops_circuit_breaker_state[2m])`},
 	"ApiopsHandlerPanics":      {`increase(apiops_handler_panics_total[15m])`},
 	"ApinizerTokenRejected":    {`sum by (job, reason) (increase(apiops_apinizer_auth_failures_total[10m]))`},
+	"ApinizerCertificateExpiringSoon": {
+		`job_project_certificate_environment:apiops_certificate_not_after_timestamp_seconds:max - time()`,
+	},
+	"ApinizerCertificateExpired": {
+		`time() - job_project_certificate_environment:apiops_certificate_not_after_timestamp_seconds:max`,
+	},
+	"ApinizerInventoryStale": {
+		`time() - max by (job) (apiops_inventory_last_success_timestamp_seconds)`,
+		`time() - min by (job) (process_start_time_seconds and on (job, instance) apiops_inventory_interval_seconds)`,
+		`3 * max by (job) (apiops_inventory_interval_seconds)`,
+	},
 }
 
 // dashboardVars are the values the template variables take in the test: everything the
@@ -228,6 +241,25 @@ func TestDashboardAndRulesWorkOnARealWorker(t *testing.T) {
 		}
 	}
 
+	t.Run("the certificate alerts fire for the 5-day certificate and the expired one only", func(t *testing.T) {
+		for alert, want := range map[string]string{
+			"ApinizerCertificateExpiringSoon": "expires-in-5-days",
+			"ApinizerCertificateExpired":      "expired-yesterday",
+		} {
+			r, err := prom.query(fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing"}`, alert))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range r {
+				got = append(got, s.Metric["certificate"])
+			}
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("%s fires for %v, want [%s] (certificates in 5, 20, 400 days and one expired)", alert, got, want)
+			}
+		}
+	})
+
 	t.Run("the failing environment shows a non-zero failure rate and the healthy one zero", func(t *testing.T) {
 		want := map[string]bool{"staging": true, "production": false} // environment: failing
 		expr := dashboardVars.Replace(dashboardExpr(t, "Deployment failure rate by environment"))
@@ -311,6 +343,17 @@ func setup(t *testing.T) *env {
 	sim.AddProject(flaky, "production", "staging")
 	sim.FailEnvironment(flaky, "staging", true)
 
+	// The certificate inventory's rows and alerts: certificates expiring in 5, 20 and 400
+	// days, and one that expired yesterday.
+	now := time.Now().UTC().Truncate(time.Second)
+	for name, days := range map[string]int{"expires-in-5-days": 5, "expires-in-20-days": 20, "expires-in-400-days": 400, "expired-yesterday": -1} {
+		pemText, err := selfsigned.PEMValid(name+".example", now.Add(-30*24*time.Hour), now.Add(time.Duration(days)*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sim.DeployCertificate(healthy, name, "production", pemText)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
@@ -351,6 +394,24 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	workertest.Run(t, w)
+
+	if err := streams.ProvisionInventory(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.New(inventory.Config{Projects: []string{healthy}, Interval: time.Minute}, ex, js, reg,
+		slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	invCtx, stopInventory := context.WithCancel(context.Background())
+	invDone := make(chan error, 1)
+	go func() { invDone <- inv.Run(invCtx) }()
+	t.Cleanup(func() {
+		stopInventory()
+		if err := <-invDone; err != nil {
+			t.Errorf("inventory: %v", err)
+		}
+	})
 
 	results, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
 	if err != nil {

@@ -26,6 +26,8 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 	}
 	key := rt.key()
 	switch rt.op {
+	case opCertificateList:
+		return http.StatusOK, listCertificatesBody(p)
 	case opCertificateGet:
 		c := p.certificates[rt.name]
 		if c == nil {
@@ -55,6 +57,9 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 		c.Description = f.fields["certificateDescription"]
 		c.Environments = envs
 		c.PEM = f.files["pemEncodedFile"]
+		for _, env := range envs {
+			delete(c.EnvironmentPEM, env)
+		}
 		c.Revision++
 		s.applied[key]++
 		return s.deployment(rt.project, envs, false)

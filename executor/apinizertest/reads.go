@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,6 +18,10 @@ type (
 		Success    bool          `json:"success"`
 		ResultList []certificate `json:"resultList"`
 	}
+	statusCertificateList struct {
+		Status     string        `json:"status"`
+		ResultList []certificate `json:"resultList"`
+	}
 	certificate struct {
 		Name                       string                   `json:"name"`
 		Description                string                   `json:"description"`
@@ -26,7 +31,7 @@ type (
 		EnvironmentName      string `json:"environmentName"`
 		StartDate            string `json:"startDate"`
 		EndDate              string `json:"endDate"`
-		Base64EncodedContent string `json:"base64EncodedContent"`
+		Base64EncodedContent string `json:"base64EncodedContent,omitempty"`
 		SHA1Thumbprint       string `json:"sha1Thumbprint"`
 		SubjectDN            string `json:"subjectDn"`
 		Alias                string `json:"alias"`
@@ -50,21 +55,44 @@ type (
 // keys-secrets_crud_get-certificate.mdx shows it: the certificate with one
 // entry per environment it is deployed to.
 func getCertificateBody(c *Certificate) certificateList {
-	out := certificate{Name: c.Name, Description: c.Description, CertificateEnvironmentList: []certificateEnvironment{}}
-	e := certificateEnvironment{SHA1Thumbprint: thumbprint(c.PEM), Alias: c.Alias}
-	if der := firstCertificate(c.PEM); der != nil {
-		e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
-		if x, err := x509.ParseCertificate(der); err == nil {
-			e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
-			e.EndDate = x.NotAfter.UTC().Format("2006-01-02T15:04:05.000Z")
-			e.SubjectDN = x.Subject.String()
-		}
+	return certificateList{Success: true, ResultList: []certificate{certificateBody(c, true)}}
+}
+
+// listCertificatesBody is GET …/certificates/ as
+// keys-secrets_crud_list-certificates.mdx shows it, sorted by name and, as
+// its notes say, without the certificates' content: the dates, thumbprint
+// and subject are all a client gets.
+func listCertificatesBody(p *project) statusCertificateList {
+	out := statusCertificateList{Status: "SUCCESS", ResultList: []certificate{}}
+	for _, name := range slices.Sorted(maps.Keys(p.certificates)) {
+		out.ResultList = append(out.ResultList, certificateBody(p.certificates[name], false))
 	}
+	return out
+}
+
+// certificateBody is c with one entry per environment, each computed from
+// the certificate that environment serves.
+func certificateBody(c *Certificate, content bool) certificate {
+	out := certificate{Name: c.Name, Description: c.Description, CertificateEnvironmentList: []certificateEnvironment{}}
 	for _, env := range c.Environments {
-		e.EnvironmentName = env
+		pemText := c.PEM
+		if p, ok := c.EnvironmentPEM[env]; ok {
+			pemText = p
+		}
+		e := certificateEnvironment{EnvironmentName: env, SHA1Thumbprint: thumbprint(pemText), Alias: c.Alias}
+		if der := firstCertificate(pemText); der != nil {
+			if content {
+				e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
+			}
+			if x, err := x509.ParseCertificate(der); err == nil {
+				e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
+				e.EndDate = x.NotAfter.UTC().Format("2006-01-02T15:04:05.000Z")
+				e.SubjectDN = x.Subject.String()
+			}
+		}
 		out.CertificateEnvironmentList = append(out.CertificateEnvironmentList, e)
 	}
-	return certificateList{Success: true, ResultList: []certificate{out}}
+	return out
 }
 
 // listProjects is GET /apiops/projects/ as projects_list-projects.mdx shows

@@ -86,6 +86,10 @@ type Certificate struct {
 	Description  string   `json:"description"`
 	Environments []string `json:"environments"`
 	PEM          string   `json:"pem"`
+	// EnvironmentPEM holds, per environment, a certificate deployed there
+	// instead of PEM (DeployCertificate), as when one environment was
+	// rotated and another not yet.
+	EnvironmentPEM map[string]string `json:"environmentPem,omitempty"`
 	// Revision counts the contents the certificate has had: 1 when
 	// created or seeded, plus one per update.
 	Revision int `json:"revision"`

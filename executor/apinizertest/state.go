@@ -42,6 +42,39 @@ func (s *Simulator) AddCertificate(projectName, name, pemText string) {
 	}
 }
 
+// DeployCertificate makes environment serve pemText for the named
+// certificate, creating the certificate (aliased by its name) if needed,
+// while its other environments keep theirs: a certificate rotated in one
+// environment and not yet in another, or certificates of chosen validity
+// per environment.
+func (s *Simulator) DeployCertificate(projectName, name, environment, pemText string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.project(projectName)
+	c := p.certificates[name]
+	if c == nil {
+		c = &Certificate{Name: name, Alias: name, PEM: pemText, Revision: 1}
+		p.certificates[name] = c
+	}
+	if !slices.Contains(c.Environments, environment) {
+		c.Environments = append(c.Environments, environment)
+	}
+	if c.EnvironmentPEM == nil {
+		c.EnvironmentPEM = map[string]string{}
+	}
+	c.EnvironmentPEM[environment] = pemText
+}
+
+// RemoveCertificate deletes the named certificate, as if someone deleted it
+// in Apinizer's console.
+func (s *Simulator) RemoveCertificate(projectName, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.projects[projectName]; p != nil {
+		delete(p.certificates, name)
+	}
+}
+
 // AddKey adds a key, creating the project if needed.
 func (s *Simulator) AddKey(projectName, name string) {
 	s.mu.Lock()
@@ -64,6 +97,7 @@ func (s *Simulator) Certificate(projectName, name string) (Certificate, bool) {
 		if c := p.certificates[name]; c != nil {
 			out := *c
 			out.Environments = slices.Clone(c.Environments)
+			out.EnvironmentPEM = maps.Clone(c.EnvironmentPEM)
 			return out, true
 		}
 	}
@@ -122,6 +156,7 @@ func (s *Simulator) State() State {
 		for _, c := range p.certificates {
 			c := *c
 			c.Environments = slices.Clone(c.Environments)
+			c.EnvironmentPEM = maps.Clone(c.EnvironmentPEM)
 			ps.Certificates = append(ps.Certificates, c)
 		}
 		for k := range p.keys {

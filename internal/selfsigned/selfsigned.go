@@ -19,9 +19,17 @@ import (
 	"time"
 )
 
-// PEM returns a new self-signed certificate for commonName as one PEM
-// CERTIFICATE block. The private key is discarded.
+// PEM returns a new self-signed certificate for commonName, valid from an
+// hour ago for a year, as one PEM CERTIFICATE block. The private key is
+// discarded.
 func PEM(commonName string) (string, error) {
+	now := time.Now()
+	return PEMValid(commonName, now.Add(-time.Hour), now.Add(365*24*time.Hour))
+}
+
+// PEMValid is PEM with a chosen validity: certificate inventories and
+// expiry alerts need certificates that expire soon, or already have.
+func PEMValid(commonName string, notBefore, notAfter time.Time) (string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("selfsigned: key: %w", err)
@@ -30,12 +38,11 @@ func PEM(commonName string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("selfsigned: serial: %w", err)
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
