@@ -81,8 +81,8 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// validate reports the first setting out of range.
-func (c Config) validate() error {
+// Validate reports the first setting out of range.
+func (c Config) Validate() error {
 	switch {
 	case len(c.Projects) == 0:
 		return fmt.Errorf("%w: no projects: name them, or %q for every project", ErrInvalidConfig, AllProjects)

@@ -44,7 +44,7 @@ type Inventory struct {
 // which streams.ProvisionInventory creates.
 func New(cfg Config, src Source, js jetstream.JetStream, reg prometheus.Registerer, logger *slog.Logger) (*Inventory, error) {
 	cfg = cfg.WithDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {

@@ -14,8 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/internal/setting"
+	"github.com/apiops-worker/apiops-worker/inventory"
 	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
@@ -29,6 +32,11 @@ type config struct {
 	apinizerURL       string
 	apinizerToken     string
 	apinizerTokenFile string
+	// inventory watches the certificates Apinizer serves; off while
+	// inventoryProjects is empty.
+	inventory         inventory.Config
+	inventoryProjects string
+	inventoryRate     int
 	// Client credentials, instead of a personal token.
 	apinizerClientID         string
 	apinizerClientSecret     string
@@ -137,6 +145,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerClientID, "APINIZER_CLIENT_ID", "apinizer-client-id", "", "Apinizer user whose client credentials get the token (POST /apiops/auth/token); with APINIZER_CLIENT_SECRET or --apinizer-client-secret-file")
 	str(&c.apinizerClientSecretFile, "APINIZER_CLIENT_SECRET_FILE", "apinizer-client-secret-file", "", "file holding the client secret, re-read for every token fetch")
 	c.apinizerClientSecret = getenv("APINIZER_CLIENT_SECRET") // no flag: a flag would show in ps
+	str(&c.inventoryProjects, "APINIZER_INVENTORY_PROJECTS", "inventory-projects", "", "projects whose certificates the inventory watches, comma-separated; * for every project; empty: no inventory")
+	dur(&c.inventory.Interval, "APINIZER_INVENTORY_INTERVAL", "inventory-interval", 10*time.Minute, "time between inventory rounds")
+	dur(&c.inventory.ExpiryWarning, "APINIZER_EXPIRY_WARNING", "expiry-warning", 720*time.Hour, "how close a certificate's notAfter must be for an expiry event")
+	num(&c.inventory.MaxSeries, "APINIZER_INVENTORY_MAX_SERIES", "inventory-max-series", 5000, "certificate/environment series exported at most; beyond it the soonest-expiring")
+	num(&c.inventoryRate, "APINIZER_INVENTORY_REQUEST_RATE", "inventory-request-rate", 5, "inventory calls to Apinizer per second at most")
+	dur(&c.inventory.Lease, "APINIZER_INVENTORY_LEASE", "inventory-lease", 30*time.Second, "another replica takes the inventory over within this after its holder dies")
 	str(&c.apinizerCAFile, "APINIZER_CA_FILE", "apinizer-ca-file", "", "CA bundle to verify Apinizer's certificate (default: system roots)")
 	str(&c.apinizerClientCert, "APINIZER_CLIENT_CERT", "apinizer-client-cert", "", "client certificate file for Apinizer")
 	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
@@ -169,6 +183,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c.provision = !noProvision
+	for p := range strings.SplitSeq(c.inventoryProjects, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.inventory.Projects = append(c.inventory.Projects, p)
+		}
+	}
+	c.inventory.RequestRate = rate.Limit(c.inventoryRate)
 	if c.logFormat == "" {
 		c.logFormat = "json"
 		if c.dev {
@@ -202,6 +222,11 @@ func (c config) validate() error {
 	}
 	if (c.apinizerClientCert == "") != (c.apinizerClientKey == "") {
 		bad("APINIZER_CLIENT_CERT", "APINIZER_CLIENT_CERT and APINIZER_CLIENT_KEY go together")
+	}
+	if len(c.inventory.Projects) > 0 {
+		if err := c.inventory.WithDefaults().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("APINIZER_INVENTORY_* (--inventory-*), APINIZER_EXPIRY_WARNING: %w", err))
+		}
 	}
 	for _, err := range []error{c.worker.Validate(), c.topo.Validate()} {
 		setting.Each(err, func(err error) {

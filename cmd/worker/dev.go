@@ -74,10 +74,20 @@ func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
 	env.pem = pem
 	env.sim = apinizertest.NewServer(apinizertest.Config{Token: devToken, Logger: log.With("component", "apinizer-simulator")})
 	seedSimulator(env.sim, pem)
+	if err := seedExpiring(env.sim, time.Now()); err != nil {
+		env.close()
+		return nil, fmt.Errorf("dev: %w", err)
+	}
 
 	env.cfg.nats.URL = ns.ClientURL()
 	env.cfg.apinizerURL = env.sim.URL
 	env.cfg.apinizerToken, env.cfg.apinizerTokenFile = devToken, ""
+	if len(env.cfg.inventory.Projects) == 0 {
+		// The inventory watches the sample project, often enough that the
+		// dashboard's certificate rows fill within a minute.
+		env.cfg.inventory.Projects = []string{sampleProject}
+		env.cfg.inventory.Interval = min(env.cfg.inventory.Interval, 30*time.Second)
+	}
 	log.Warn("DEVELOPMENT SETUP ready", "nats", env.cfg.nats.URL, "apinizer_simulator", env.sim.URL, "nats_data", dir)
 	return env, nil
 }
@@ -107,6 +117,25 @@ func seedSimulator(sim *apinizertest.Server, pem string) {
 	sim.AddKey(sampleProject, "my-key")
 	sim.AddCredential(sampleProject, "api-user", true)
 	sim.AddCredential(sampleProject, "old-user", true)
+}
+
+// seedExpiring deploys two certificates close to expiry, one within the
+// ApinizerCertificateExpiringSoon alert's 14 days and one within the expiry
+// warning only, so that the inventory has rows to show and events to send.
+func seedExpiring(sim *apinizertest.Server, now time.Time) error {
+	for _, c := range []struct {
+		name string
+		left time.Duration
+	}{{"expiring-soon", 5 * 24 * time.Hour}, {"expiring-this-month", 20 * 24 * time.Hour}} {
+		pem, err := selfsigned.PEMValid(c.name+".example.com", now.Add(-365*24*time.Hour), now.Add(c.left))
+		if err != nil {
+			return err
+		}
+		for _, env := range []string{"production", "staging"} {
+			sim.DeployCertificate(sampleProject, c.name, env, pem)
+		}
+	}
+	return nil
 }
 
 // sampleJobs is one job of each kind, on distinct resources so that none

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/inventory"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
 	"github.com/apiops-worker/apiops-worker/natsconn"
@@ -130,6 +131,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer exec.CloseIdleConnections()
+	inv, err := startInventory(ctx, cfg, exec, js, reg, log)
+	if err != nil {
+		return err
+	}
 	wcfg := cfg.worker
 	wcfg.Ledger, wcfg.Logger, wcfg.Metrics = led, log, m
 	w, err := worker.New(wcfg, js, cons, exec)
@@ -172,8 +177,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		samples.Go(func() { dev.publishSamples(ctx, js, stdout, log) })
 	}
 
+	var invErr error
+	if inv != nil {
+		samples.Go(func() { invErr = inv.Run(ctx) })
+	}
 	runErr := w.Run(ctx)
 	samples.Wait()
+	if invErr != nil {
+		log.Error("certificate inventory stopped", "err", invErr)
+	}
 	log.Info("worker stopping: draining NATS connection")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -183,6 +195,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("worker stopped")
 	return runErr
+}
+
+// startInventory builds the certificate inventory when projects are named
+// (provisioning its stream and bucket when provisioning is on); nil when
+// the inventory is off.
+func startInventory(ctx context.Context, cfg config, exec *executor.Client, js jetstream.JetStream, reg prometheus.Registerer, log *slog.Logger) (*inventory.Inventory, error) {
+	if len(cfg.inventory.Projects) == 0 {
+		return nil, nil
+	}
+	if cfg.provision {
+		setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := streams.ProvisionInventory(setupCtx, js, cfg.topo); err != nil {
+			return nil, err
+		}
+	}
+	inv, err := inventory.New(cfg.inventory, exec, js, reg, log.With("component", "inventory"))
+	if err != nil {
+		return nil, fmt.Errorf("APINIZER_INVENTORY_*: %w", err)
+	}
+	return inv, nil
 }
 
 // routes serves the metrics of reg and the health endpoints: /healthz says
