@@ -103,6 +103,18 @@ var exampleBodies = map[string]string{
   "certificateName": "my-certificate",
   "jwkDeleteAction": "NULLIFY"
 }`,
+	jobs.SubjectCertificateApply: `{
+  "jobId": "apply-2026-11-23-my-certificate",
+  "projectName": "MyProject",
+  "certificateName": "my-certificate",
+  "alias": "my-cert-alias",
+  "certificateDescription": "SSL certificate",
+  "environmentList": ["production", "staging"],
+  "pemEncodedFile": PEM,
+  "jwkUpdateAction": "UPDATE",
+  "updateScope": "SAME_PROJECT",
+  "expectedThumbprint": "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34"
+}`,
 	jobs.SubjectKeyDelete: `{
   "jobId": "delete-2026-11-23-my-key",
   "projectName": "MyProject",
@@ -172,6 +184,21 @@ func exampleJob(tb testing.TB, subject string) jobs.Job {
 			ProjectName:     "MyProject",
 			CertificateName: "my-certificate",
 			JWKDeleteAction: jobs.JWKDeleteNullify,
+		}
+	case jobs.SubjectCertificateApply:
+		return &jobs.CertificateApply{
+			JobID:           "apply-2026-11-23-my-certificate",
+			ProjectName:     "MyProject",
+			CertificateName: "my-certificate",
+			CertificateFields: jobs.CertificateFields{
+				Alias:                  "my-cert-alias",
+				CertificateDescription: "SSL certificate",
+				EnvironmentList:        []string{"production", "staging"},
+				PEMEncodedFile:         cert,
+			},
+			JWKUpdateAction:    jobs.JWKUpdateUpdate,
+			UpdateScope:        jobs.UpdateScopeSameProject,
+			ExpectedThumbprint: "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34",
 		}
 	case jobs.SubjectKeyDelete:
 		return &jobs.KeyDelete{
