@@ -51,8 +51,26 @@ type (
 // entry per environment it is deployed to.
 func getCertificateBody(c *Certificate) certificateList {
 	out := certificate{Name: c.Name, Description: c.Description, CertificateEnvironmentList: []certificateEnvironment{}}
-	e := certificateEnvironment{SHA1Thumbprint: thumbprint(c.PEM), Alias: c.Alias}
-	if der := firstCertificate(c.PEM); der != nil {
+	for _, env := range c.Environments {
+		pemText := c.PEM
+		if served, ok := c.Served[env]; ok {
+			pemText = served
+		}
+		if pemText == "" {
+			continue // a stale environment that never had it
+		}
+		e := environmentEntry(pemText, c.Alias)
+		e.EnvironmentName = env
+		out.CertificateEnvironmentList = append(out.CertificateEnvironmentList, e)
+	}
+	return certificateList{Success: true, ResultList: []certificate{out}}
+}
+
+// environmentEntry is what an environment serving pemText under alias
+// shows: the thumbprint, subject and dates computed from the certificate.
+func environmentEntry(pemText, alias string) certificateEnvironment {
+	e := certificateEnvironment{SHA1Thumbprint: thumbprint(pemText), Alias: alias}
+	if der := firstCertificate(pemText); der != nil {
 		e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
 		if x, err := x509.ParseCertificate(der); err == nil {
 			e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -60,11 +78,7 @@ func getCertificateBody(c *Certificate) certificateList {
 			e.SubjectDN = x.Subject.String()
 		}
 	}
-	for _, env := range c.Environments {
-		e.EnvironmentName = env
-		out.CertificateEnvironmentList = append(out.CertificateEnvironmentList, e)
-	}
-	return certificateList{Success: true, ResultList: []certificate{out}}
+	return e
 }
 
 // listProjects is GET /apiops/projects/ as projects_list-projects.mdx shows

@@ -16,6 +16,7 @@ const (
 	opCredentialPublicKeyDelete = "credential.publickey.delete"
 	opCertificateGet            = "certificate.get"
 	opProjectList               = "project.list"
+	opEnvironmentList           = "environment.list"
 )
 
 // route is an APIOps path matched to its operation.
@@ -27,7 +28,9 @@ type route struct {
 func (r *route) key() string { return r.kind + "/" + r.project + "/" + r.name }
 
 // read reports whether the operation changes nothing.
-func (r *route) read() bool { return r.op == opCertificateGet || r.op == opProjectList }
+func (r *route) read() bool {
+	return r.op == opCertificateGet || r.op == opProjectList || r.op == opEnvironmentList
+}
 
 // parseRoute matches an escaped path against the APIOps templates, which all
 // end in "/". It returns 404 for any other path and 405 for a known path
@@ -56,6 +59,8 @@ func parseRoute(method, escapedPath string) (*route, int) {
 	switch {
 	case len(segs) == 2 && segs[1] == "certificates":
 		rt, allowed = &route{op: opCertificateCreate, kind: "certificate", project: segs[0]}, http.MethodPost
+	case len(segs) == 2 && segs[1] == "environments":
+		rt, allowed = &route{op: opEnvironmentList, kind: "project", project: segs[0]}, http.MethodGet
 	case len(segs) == 3 && segs[1] == "certificates":
 		rt = &route{kind: "certificate", project: segs[0], name: segs[2]}
 		switch method {

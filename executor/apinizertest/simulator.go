@@ -89,6 +89,10 @@ type Certificate struct {
 	// Revision counts the contents the certificate has had: 1 when
 	// created or seeded, plus one per update.
 	Revision int `json:"revision"`
+	// Served holds, per environment, the PEM served there when it is not
+	// PEM: changed behind the worker's back (ReplaceCertificate), or kept
+	// by a stale environment (StaleEnvironment). "" serves nothing there.
+	Served map[string]string `json:"served,omitempty"`
 }
 
 // Credential is a credential as the simulator stores it.
@@ -130,6 +134,7 @@ type Simulator struct {
 	projects    map[string]*project
 	faults      []*activeFault
 	failing     map[[2]string]bool // {project, environment}
+	stale       map[[2]string]bool // {project, environment}
 	requests    []*Request
 	inFlight    map[string]int
 	maxInFlight map[string]int
@@ -159,6 +164,7 @@ func New(cfg Config) *Simulator {
 		latency:     cfg.Latency,
 		projects:    map[string]*project{},
 		failing:     map[[2]string]bool{},
+		stale:       map[[2]string]bool{},
 		inFlight:    map[string]int{},
 		maxInFlight: map[string]int{},
 		applied:     map[string]int{},

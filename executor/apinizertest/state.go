@@ -64,6 +64,7 @@ func (s *Simulator) Certificate(projectName, name string) (Certificate, bool) {
 		if c := p.certificates[name]; c != nil {
 			out := *c
 			out.Environments = slices.Clone(c.Environments)
+			out.Served = maps.Clone(c.Served)
 			return out, true
 		}
 	}
@@ -122,6 +123,7 @@ func (s *Simulator) State() State {
 		for _, c := range p.certificates {
 			c := *c
 			c.Environments = slices.Clone(c.Environments)
+			c.Served = maps.Clone(c.Served)
 			ps.Certificates = append(ps.Certificates, c)
 		}
 		for k := range p.keys {
