@@ -40,8 +40,10 @@ func TestApplyEndToEnd(t *testing.T) {
 	t.Parallel()
 	cases := []applyCase{
 		{name: "apply on a missing certificate makes one POST",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply { return newApply(b, p, "missing", newPEM(t)) },
-			status:  jobs.StatusSucceeded, writes: map[string]int{http.MethodPost: 1}},
+			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
+				return newApply(b, p, "missing", newPEM(t))
+			},
+			status: jobs.StatusSucceeded, writes: map[string]int{http.MethodPost: 1}},
 		{name: "apply with the PEM already live and a new job id makes no write and ends unchanged",
 			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
 				pemText := newPEM(t)
