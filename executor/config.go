@@ -63,7 +63,7 @@ type Config struct {
 	// or certificate.update succeeded, as certificate.apply always does:
 	// the result then carries what is live (Response.Live), and an
 	// environment that does not serve the upload fails. Off by default, as
-	// it costs one read per write; the worker turns it on.
+	// it costs one read per write.
 	ReadBackWrites bool
 }
 
