@@ -18,13 +18,13 @@ func certificateApply(name, pemText string, envs ...string) *jobs.CertificateApp
 	if len(envs) == 0 {
 		envs = []string{"production", "staging"}
 	}
-	return &jobs.CertificateApply{
+	return &jobs.CertificateApply{CertificateUpdate: jobs.CertificateUpdate{
 		JobID: "job-apply", ProjectName: "MyProject", CertificateName: name,
 		CertificateFields: jobs.CertificateFields{
 			Alias: name + "-alias", CertificateDescription: "applied", EnvironmentList: envs, PEMEncodedFile: pemText,
 		},
 		JWKUpdateAction: jobs.JWKUpdateUpdate,
-	}
+	}}
 }
 
 // writes counts the requests of each write method the simulator received.

@@ -7,56 +7,32 @@ import "strings"
 // writes nothing when every listed environment already serves the job's
 // certificate (the SHA-1 thumbprint of its first CERTIFICATE block), and
 // otherwise creates it (the POST of CertificateCreate) or updates it (the
-// PUT of CertificateUpdate). The body is CertificateUpdate's, and the job
-// shares its resource with the other certificate jobs, so that ordering,
-// duplicates and supersession work as for them.
+// PUT of CertificateUpdate). The body is CertificateUpdate's, embedded, so
+// the job has its fields, its id and its resource: ordering, duplicates and
+// supersession are shared with the other certificate jobs. Unlike on
+// update, JWKUpdateAction is required: Apinizer's default, NULLIFY, would
+// cut the JWKs derived from the certificate on every rotation.
 type CertificateApply struct {
-	JobID           string `json:"jobId"`
-	ProjectName     string `json:"projectName"`
-	CertificateName string `json:"certificateName"`
-	CertificateFields
-	// JWKUpdateAction is required on apply: Apinizer's default, NULLIFY,
-	// would cut the JWKs derived from the certificate on every rotation.
-	JWKUpdateAction JWKUpdateAction `json:"jwkUpdateAction"`
-	UpdateScope     UpdateScope     `json:"updateScope,omitempty"`
-	// ExpectedThumbprint, if set, is a compare-and-swap, as on
-	// CertificateUpdate.
-	ExpectedThumbprint string `json:"expectedThumbprint,omitempty"`
+	CertificateUpdate
 }
 
 func (*CertificateApply) Subject() string { return SubjectCertificateApply }
 
-func (j *CertificateApply) ID() string { return j.JobID }
-
-func (j *CertificateApply) Resource() ResourceKey {
-	return ResourceKey{Project: j.ProjectName, Kind: KindCertificate, Name: j.CertificateName}
-}
-
-// Validate reports the first rule the job breaks, as a *FieldError.
+// Validate reports the first rule the job breaks, as a *FieldError: those
+// of CertificateUpdate, then a missing jwkUpdateAction (ErrMustBeStated).
 func (j *CertificateApply) Validate() error {
 	if j == nil {
 		return errNilJob
 	}
-	return first(
-		checkID(j.JobID),
-		checkName("projectName", j.ProjectName),
-		checkName("certificateName", j.CertificateName),
-		j.CertificateFields.validate(),
-		checkStated(j.JWKUpdateAction),
-		checkEnum("jwkUpdateAction", j.JWKUpdateAction, JWKUpdateNullify, JWKUpdateUpdate),
-		checkEnum("updateScope", j.UpdateScope, UpdateScopeSameProject, UpdateScopeAllProjects),
-		checkScope(j.JWKUpdateAction, j.UpdateScope),
-		checkThumbprint(j.ExpectedThumbprint),
-	)
+	return first(j.CertificateUpdate.Validate(), checkStated(j.JWKUpdateAction))
 }
 
 // Update is the certificate.update the apply makes when the certificate
 // exists, without the precondition, which the apply checks itself.
 func (j *CertificateApply) Update() *CertificateUpdate {
-	return &CertificateUpdate{
-		JobID: j.JobID, ProjectName: j.ProjectName, CertificateName: j.CertificateName,
-		CertificateFields: j.CertificateFields, JWKUpdateAction: j.JWKUpdateAction, UpdateScope: j.UpdateScope,
-	}
+	u := j.CertificateUpdate
+	u.ExpectedThumbprint = ""
+	return &u
 }
 
 // Create is the certificate.create the apply makes when the certificate

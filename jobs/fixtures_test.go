@@ -103,18 +103,6 @@ var exampleBodies = map[string]string{
   "certificateName": "my-certificate",
   "jwkDeleteAction": "NULLIFY"
 }`,
-	jobs.SubjectCertificateApply: `{
-  "jobId": "apply-2026-11-23-my-certificate",
-  "projectName": "MyProject",
-  "certificateName": "my-certificate",
-  "alias": "my-cert-alias",
-  "certificateDescription": "SSL certificate",
-  "environmentList": ["production", "staging"],
-  "pemEncodedFile": PEM,
-  "jwkUpdateAction": "UPDATE",
-  "updateScope": "SAME_PROJECT",
-  "expectedThumbprint": "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34"
-}`,
 	jobs.SubjectKeyDelete: `{
   "jobId": "delete-2026-11-23-my-key",
   "projectName": "MyProject",
@@ -132,6 +120,18 @@ var exampleBodies = map[string]string{
   "username": "api-user"
 }`,
 }
+
+// The apply example is certificate.update's body with an id of its own and
+// a precondition.
+func init() {
+	exampleBodies[jobs.SubjectCertificateApply] = strings.NewReplacer(
+		`"jobId": "rotate-`, `"jobId": "apply-`,
+		`"updateScope": "SAME_PROJECT"`, `"updateScope": "SAME_PROJECT",`+"\n"+`  "expectedThumbprint": "`+exampleThumbprint+`"`,
+	).Replace(exampleBodies[jobs.SubjectCertificateUpdate])
+}
+
+// exampleThumbprint is the apply example's expectedThumbprint.
+const exampleThumbprint = "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34"
 
 // exampleBody returns the wire example for subject with a real certificate.
 func exampleBody(tb testing.TB, subject string) []byte {
@@ -186,20 +186,11 @@ func exampleJob(tb testing.TB, subject string) jobs.Job {
 			JWKDeleteAction: jobs.JWKDeleteNullify,
 		}
 	case jobs.SubjectCertificateApply:
-		return &jobs.CertificateApply{
-			JobID:           "apply-2026-11-23-my-certificate",
-			ProjectName:     "MyProject",
-			CertificateName: "my-certificate",
-			CertificateFields: jobs.CertificateFields{
-				Alias:                  "my-cert-alias",
-				CertificateDescription: "SSL certificate",
-				EnvironmentList:        []string{"production", "staging"},
-				PEMEncodedFile:         cert,
-			},
-			JWKUpdateAction:    jobs.JWKUpdateUpdate,
-			UpdateScope:        jobs.UpdateScopeSameProject,
-			ExpectedThumbprint: "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34",
-		}
+		// certificate.update's body, with a precondition.
+		u := *exampleJob(tb, jobs.SubjectCertificateUpdate).(*jobs.CertificateUpdate)
+		u.JobID = "apply-2026-11-23-my-certificate"
+		u.ExpectedThumbprint = exampleThumbprint
+		return &jobs.CertificateApply{CertificateUpdate: u}
 	case jobs.SubjectKeyDelete:
 		return &jobs.KeyDelete{
 			JobID:           "delete-2026-11-23-my-key",

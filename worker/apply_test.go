@@ -17,8 +17,11 @@ import (
 // of its own so that its faults and stale environments touch no other case.
 type applyCase struct {
 	name string
-	// arrange seeds the case's project and returns the job.
-	arrange func(t *testing.T, b *bundle, project string) *jobs.CertificateApply
+	// seeded puts the certificate "rotated" in the project first, serving
+	// a PEM of its own (live) in both environments.
+	seeded bool
+	// arrange prepares the case's project and returns the job.
+	arrange func(t *testing.T, b *bundle, project, live string) *jobs.CertificateApply
 	status  jobs.Status
 	code    string         // error.code of a failed job
 	writes  map[string]int // write requests by method
@@ -31,7 +34,9 @@ func newApply(b *bundle, project, id, pemText string, envs ...string) *jobs.Cert
 	if len(envs) > 0 {
 		f.EnvironmentList = envs
 	}
-	return &jobs.CertificateApply{JobID: id, ProjectName: project, CertificateName: "rotated", CertificateFields: f, JWKUpdateAction: jobs.JWKUpdateUpdate}
+	return &jobs.CertificateApply{CertificateUpdate: jobs.CertificateUpdate{
+		JobID: id, ProjectName: project, CertificateName: "rotated", CertificateFields: f, JWKUpdateAction: jobs.JWKUpdateUpdate,
+	}}
 }
 
 // TestApplyEndToEnd runs the must-show lines through a real worker
@@ -40,36 +45,30 @@ func TestApplyEndToEnd(t *testing.T) {
 	t.Parallel()
 	cases := []applyCase{
 		{name: "apply on a missing certificate makes one POST",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
+			arrange: func(t *testing.T, b *bundle, p, _ string) *jobs.CertificateApply {
 				return newApply(b, p, "missing", newPEM(t))
 			},
 			status: jobs.StatusSucceeded, writes: map[string]int{http.MethodPost: 1}},
-		{name: "apply with the PEM already live and a new job id makes no write and ends unchanged",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
-				pemText := newPEM(t)
-				b.sim.AddCertificate(p, "rotated", pemText)
-				return newApply(b, p, "same-pem-new-id", pemText)
+		{name: "apply with the PEM already live and a new job id makes no write and ends unchanged", seeded: true,
+			arrange: func(t *testing.T, b *bundle, p, live string) *jobs.CertificateApply {
+				return newApply(b, p, "same-pem", live)
 			},
 			status: jobs.StatusUnchanged, writes: map[string]int{}},
-		{name: "apply with a new PEM makes one PUT",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
-				b.sim.AddCertificate(p, "rotated", newPEM(t))
+		{name: "apply with a new PEM makes one PUT", seeded: true,
+			arrange: func(t *testing.T, b *bundle, p, _ string) *jobs.CertificateApply {
 				return newApply(b, p, "new-pem", newPEM(t))
 			},
 			status: jobs.StatusSucceeded, writes: map[string]int{http.MethodPut: 1}},
-		{name: "a precondition mismatch makes no write and fails precondition_failed",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
-				old := newPEM(t)
-				b.sim.AddCertificate(p, "rotated", old)
+		{name: "a precondition mismatch makes no write and fails precondition_failed", seeded: true,
+			arrange: func(t *testing.T, b *bundle, p, live string) *jobs.CertificateApply {
 				b.sim.ReplaceCertificate(p, "rotated", "staging", newPEM(t))
 				j := newApply(b, p, "precondition", newPEM(t))
-				j.ExpectedThumbprint = mustThumbprint(t, old)
+				j.ExpectedThumbprint = mustThumbprint(t, live)
 				return j
 			},
 			status: jobs.StatusFailed, code: executor.CodePreconditionFailed, writes: map[string]int{}},
-		{name: "a read-back mismatch fails that environment",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
-				b.sim.AddCertificate(p, "rotated", newPEM(t))
+		{name: "a read-back mismatch fails that environment", seeded: true,
+			arrange: func(t *testing.T, b *bundle, p, _ string) *jobs.CertificateApply {
 				b.sim.StaleEnvironment(p, "staging", true)
 				return newApply(b, p, "read-back", newPEM(t))
 			},
@@ -82,12 +81,12 @@ func TestApplyEndToEnd(t *testing.T) {
 				}
 			}},
 		{name: "an unknown environment makes no write and fails unknown_environment",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
+			arrange: func(t *testing.T, b *bundle, p, _ string) *jobs.CertificateApply {
 				return newApply(b, p, "unknown-env", newPEM(t), "production", "qa")
 			},
 			status: jobs.StatusFailed, code: executor.CodeUnknownEnvironment, writes: map[string]int{}},
 		{name: "a create whose answer is lost ends with one write",
-			arrange: func(t *testing.T, b *bundle, p string) *jobs.CertificateApply {
+			arrange: func(t *testing.T, b *bundle, p, _ string) *jobs.CertificateApply {
 				b.sim.AddFault(apinizertest.Fault{Method: http.MethodPost, PathPrefix: "/apiops/projects/" + p + "/", LoseAnswer: true, Times: 1})
 				return newApply(b, p, "lost-answer", newPEM(t))
 			},
@@ -107,7 +106,12 @@ func TestApplyEndToEnd(t *testing.T) {
 	for i, c := range cases {
 		project := "Apply" + string(rune('A'+i))
 		b.sim.AddProject(project, "production", "staging")
-		j := c.arrange(t, b, project)
+		live := ""
+		if c.seeded {
+			live = newPEM(t)
+			b.sim.AddCertificate(project, "rotated", live)
+		}
+		j := c.arrange(t, b, project, live)
 		want[j.JobID] = c
 		b.publish(t, j)
 	}

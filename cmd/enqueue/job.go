@@ -86,12 +86,13 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	var job jobs.Job
 	switch subject {
-	case jobs.SubjectCertificateUpdate:
-		job = &jobs.CertificateUpdate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
+	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply:
+		u := jobs.CertificateUpdate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
 			JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope), ExpectedThumbprint: expected}
-	case jobs.SubjectCertificateApply:
-		job = &jobs.CertificateApply{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
-			JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope), ExpectedThumbprint: expected}
+		job = &u
+		if subject == jobs.SubjectCertificateApply {
+			job = &jobs.CertificateApply{CertificateUpdate: u}
+		}
 	case jobs.SubjectCertificateCreate:
 		job = &jobs.CertificateCreate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields}
 	case jobs.SubjectCertificateDelete:
