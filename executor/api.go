@@ -35,7 +35,8 @@ var (
 // it). It matches ErrPermanent or ErrRetryable under errors.Is according to
 // its status code.
 type APIError struct {
-	// StatusCode is the HTTP status.
+	// StatusCode is the HTTP status, or 0 for a refusal the worker makes
+	// itself on what it read (precondition_failed, unknown_environment).
 	StatusCode int
 	// Code is Apinizer's "error" field ("bad_request", "unauthorized_client",
 	// "not_found"), "FAILURE" for the newer {"status":"FAILURE"} bodies, or
@@ -58,7 +59,8 @@ type TransportError struct {
 // error, so that Attempts is always known.
 type Response struct {
 	// Status is jobs.StatusSucceeded or jobs.StatusPartial when the error is
-	// nil, and empty otherwise.
+	// nil (or jobs.StatusUnchanged, for a certificate.apply that wrote
+	// nothing), and empty otherwise.
 	Status jobs.Status
 	// Deployment is Apinizer's deployment report, folded to one entry per
 	// environment. Nil when the error is not nil, and for a delete that was
@@ -77,6 +79,12 @@ type Response struct {
 	// certificate.create answered "already exists", or a certificate.update
 	// about to be repeated, which is then not sent. Deployment is nil.
 	AlreadyApplied bool
+	// Live is what Apinizer serves afterwards in each environment of a
+	// certificate job that wrote (read back after the write) or found its
+	// certificate served already; nil for other jobs and when the
+	// read-back failed. An environment whose live thumbprint is not the
+	// job's counts as a failed environment of Deployment.
+	Live []jobs.LiveCertificate
 }
 
 // Call carries the per-delivery options of one Execute.
@@ -97,6 +105,11 @@ type Call struct {
 }
 
 func (e *APIError) Error() string {
+	if e.StatusCode == 0 {
+		// The worker's own refusal, made on what Apinizer answered to a
+		// read: there is no status to show.
+		return fmt.Sprintf("executor: %s: %s", e.Code, e.Message)
+	}
 	return fmt.Sprintf("apinizer: %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 

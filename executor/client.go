@@ -24,6 +24,8 @@ type Client struct {
 	http           *http.Client
 	attemptTimeout time.Duration
 	retry          RetryPolicy
+	readBackWrites bool
+	envs           environmentCache
 }
 
 // New returns a Client for cfg, after applying defaults and validating it.
@@ -54,6 +56,7 @@ func New(cfg Config) (*Client, error) {
 		},
 		attemptTimeout: cfg.AttemptTimeout,
 		retry:          cfg.Retry,
+		readBackWrites: cfg.ReadBackWrites,
 	}
 	c.creds = cfg.credentials(base, c.http, cfg.AttemptTimeout)
 	return c, nil
@@ -84,22 +87,10 @@ func defaultTransport(cfg Config) *http.Transport {
 // for a clean shutdown.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
-// Execute sends job to Apinizer and retries retryable failures within the
-// RetryPolicy. It returns a nil error only for StatusSucceeded or
-// StatusPartial; every error matches exactly one of ErrPermanent and
-// ErrRetryable, and Response.Attempts is set either way. An error matching
-// ErrUnauthorized (Apinizer rejected the token, after one fresh token with
-// client credentials) is the credentials' fault, never the job's.
-//
-// A refusal that may echo an earlier attempt whose answer was lost ends as
-// what really happened (see settle): a delete already gone, a public key
-// already unassigned, a certificate already created with the job's content.
-//
-// A retryable error is returned when the policy is exhausted, when Apinizer
-// asks (Retry-After) for a longer wait than the policy has left, so that the
-// caller can redeliver after APIError.RetryAfter, and when ctx ends: that
-// error also matches ctx.Err(), as the job was not finished.
-func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response, error) {
+// send makes job's one write call, retrying retryable failures within the
+// RetryPolicy, and settles refusals that may echo a lost answer (settle).
+// Execute describes what it returns.
+func (c *Client) send(ctx context.Context, job jobs.Job, call Call) (Response, error) {
 	req, err := buildRequest(c.base, job)
 	if err != nil {
 		return Response{}, err

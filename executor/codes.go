@@ -32,6 +32,13 @@ const (
 	CodeBadRequest = "bad_request"
 	// CodeInvalidResponse: a 2xx answer that cannot be understood.
 	CodeInvalidResponse = "invalid_response"
+	// CodePreconditionFailed: a job's expectedThumbprint is not what
+	// Apinizer serves; nothing was written. The worker's own refusal.
+	CodePreconditionFailed = "precondition_failed"
+	// CodeUnknownEnvironment: a certificate.apply names an environment the
+	// project does not have; nothing was written. The worker's own
+	// refusal.
+	CodeUnknownEnvironment = "unknown_environment"
 )
 
 // ErrUnauthorized matches every error saying that Apinizer rejected the
@@ -88,7 +95,9 @@ func AuthReason(err error) string {
 //	Project(P) was not found or user does not …     project_not_found
 //	Project (P) is not found!                       project_not_found
 //
-// A status that says more than any text wins: 401, 429, 408 and 5xx.
+// A status that says more than any text wins: 401, 429, 408 and 5xx. The
+// worker's own refusals, made before any write (StatusCode 0), keep their
+// code.
 func (e *APIError) StableCode() string {
 	switch {
 	case e.StatusCode == http.StatusUnauthorized:
@@ -99,6 +108,10 @@ func (e *APIError) StableCode() string {
 		return CodeServerError
 	case e.Code == CodeInvalidResponse:
 		return CodeInvalidResponse
+	case e.StatusCode == 0 && e.Code != "":
+		// A refusal of the worker's own (precondition_failed,
+		// unknown_environment): no HTTP answer to read.
+		return e.Code
 	}
 	m := strings.ToLower(strings.TrimSpace(e.Message))
 	switch {

@@ -59,6 +59,12 @@ type Config struct {
 	// selects DefaultRetryPolicy(); a non-zero policy is used as given and
 	// must be complete.
 	Retry RetryPolicy
+	// ReadBackWrites reads a certificate back after a certificate.create
+	// or certificate.update succeeded, as certificate.apply always does:
+	// the result then carries what is live (Response.Live), and an
+	// environment that does not serve the upload fails. Off by default, as
+	// it costs one read per write.
+	ReadBackWrites bool
 }
 
 // Defaults for the zero values of Config.

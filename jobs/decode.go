@@ -100,6 +100,9 @@ func newJob(subject string) (Job, *string) {
 	case SubjectCertificateDelete:
 		j := new(CertificateDelete)
 		return j, &j.JobID
+	case SubjectCertificateApply:
+		j := new(CertificateApply)
+		return j, &j.JobID
 	case SubjectKeyDelete:
 		j := new(KeyDelete)
 		return j, &j.JobID

@@ -9,8 +9,8 @@ import (
 
 // Sentinel errors say which rule a job broke, so that callers decide with
 // errors.Is and never by message text. Every error Decode returns matches
-// exactly one of them; errors from Validate match ErrRequired or
-// ErrInvalidValue.
+// exactly one of them; errors from Validate match ErrRequired,
+// ErrInvalidValue or ErrMustBeStated.
 var (
 	// ErrUnknownSubject: the message arrived on a subject that is not one of
 	// Subjects.
@@ -37,10 +37,15 @@ var (
 	// ErrDuplicateField: an object in the body names a member twice.
 	// encoding/json would keep the last copy without a word.
 	ErrDuplicateField = errors.New("duplicate field")
+	// ErrMustBeStated: an optional Apinizer parameter whose default is
+	// unsafe for the job is absent. Apinizer would accept the call, so it
+	// is not a missing required field: the job itself is refused.
+	ErrMustBeStated = errors.New("must be stated")
 )
 
 // FieldError is a rule broken by one field. Err is ErrRequired,
-// ErrInvalidValue, ErrIDMismatch, ErrUnknownField or ErrDuplicateField.
+// ErrInvalidValue, ErrIDMismatch, ErrUnknownField, ErrDuplicateField or
+// ErrMustBeStated.
 type FieldError struct {
 	// Field is the JSON name of the field, such as "certificateName". For
 	// ErrUnknownField and ErrDuplicateField it is the name as the body
@@ -106,7 +111,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 //	missing_field    ErrRequired
 //	invalid_field    ErrInvalidValue
 //	job_id_mismatch  ErrIDMismatch
-//	invalid_job      ErrUnknownField, ErrDuplicateField
+//	invalid_job      ErrUnknownField, ErrDuplicateField, ErrMustBeStated
 //
 // A DecodeError built outside this package around some other error reports
 // malformed_job.
@@ -122,7 +127,7 @@ func (e *DecodeError) Code() string {
 		return "invalid_field"
 	case errors.Is(e.Err, ErrIDMismatch):
 		return "job_id_mismatch"
-	case errors.Is(e.Err, ErrUnknownField), errors.Is(e.Err, ErrDuplicateField):
+	case errors.Is(e.Err, ErrUnknownField), errors.Is(e.Err, ErrDuplicateField), errors.Is(e.Err, ErrMustBeStated):
 		return "invalid_job"
 	default:
 		return "malformed_job"

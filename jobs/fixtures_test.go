@@ -121,6 +121,18 @@ var exampleBodies = map[string]string{
 }`,
 }
 
+// The apply example is certificate.update's body with an id of its own and
+// a precondition.
+func init() {
+	exampleBodies[jobs.SubjectCertificateApply] = strings.NewReplacer(
+		`"jobId": "rotate-`, `"jobId": "apply-`,
+		`"updateScope": "SAME_PROJECT"`, `"updateScope": "SAME_PROJECT",`+"\n"+`  "expectedThumbprint": "`+exampleThumbprint+`"`,
+	).Replace(exampleBodies[jobs.SubjectCertificateUpdate])
+}
+
+// exampleThumbprint is the apply example's expectedThumbprint.
+const exampleThumbprint = "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:01:12:23:34"
+
 // exampleBody returns the wire example for subject with a real certificate.
 func exampleBody(tb testing.TB, subject string) []byte {
 	tb.Helper()
@@ -173,6 +185,12 @@ func exampleJob(tb testing.TB, subject string) jobs.Job {
 			CertificateName: "my-certificate",
 			JWKDeleteAction: jobs.JWKDeleteNullify,
 		}
+	case jobs.SubjectCertificateApply:
+		// certificate.update's body, with a precondition.
+		u := *exampleJob(tb, jobs.SubjectCertificateUpdate).(*jobs.CertificateUpdate)
+		u.JobID = "apply-2026-11-23-my-certificate"
+		u.ExpectedThumbprint = exampleThumbprint
+		return &jobs.CertificateApply{CertificateUpdate: u}
 	case jobs.SubjectKeyDelete:
 		return &jobs.KeyDelete{
 			JobID:           "delete-2026-11-23-my-key",

@@ -12,6 +12,7 @@ const (
 	SubjectCertificateUpdate         = "apiops.certificate.update"
 	SubjectCertificateCreate         = "apiops.certificate.create"
 	SubjectCertificateDelete         = "apiops.certificate.delete"
+	SubjectCertificateApply          = "apiops.certificate.apply"
 	SubjectKeyDelete                 = "apiops.key.delete"
 	SubjectCredentialDelete          = "apiops.credential.delete"
 	SubjectCredentialPublicKeyDelete = "apiops.credential.publickey.delete"
@@ -22,6 +23,7 @@ var Subjects = []string{
 	SubjectCertificateUpdate,
 	SubjectCertificateCreate,
 	SubjectCertificateDelete,
+	SubjectCertificateApply,
 	SubjectKeyDelete,
 	SubjectCredentialDelete,
 	SubjectCredentialPublicKeyDelete,
@@ -53,8 +55,8 @@ func (k ResourceKey) String() string {
 }
 
 // Job is a validated job. The concrete types are *CertificateUpdate,
-// *CertificateCreate, *CertificateDelete, *KeyDelete, *CredentialDelete and
-// *CredentialPublicKeyDelete; callers switch on them.
+// *CertificateCreate, *CertificateDelete, *CertificateApply, *KeyDelete,
+// *CredentialDelete and *CredentialPublicKeyDelete; callers switch on them.
 type Job interface {
 	// Subject is the job's NATS subject, one of Subjects.
 	Subject() string
@@ -64,7 +66,8 @@ type Job interface {
 	// Resource identifies the Apinizer resource the job changes.
 	Resource() ResourceKey
 	// Validate reports the first rule the job breaks, as a *FieldError
-	// matching ErrRequired or ErrInvalidValue. A nil job reports ErrRequired.
+	// matching ErrRequired, ErrInvalidValue or ErrMustBeStated. A nil job
+	// reports ErrRequired.
 	Validate() error
 }
 
@@ -119,6 +122,10 @@ type CertificateUpdate struct {
 	CertificateFields
 	JWKUpdateAction JWKUpdateAction `json:"jwkUpdateAction,omitempty"`
 	UpdateScope     UpdateScope     `json:"updateScope,omitempty"`
+	// ExpectedThumbprint, if set, is a compare-and-swap: the update is
+	// made only if no listed environment serves a certificate with another
+	// SHA-1 thumbprint (hex, any case, colons allowed).
+	ExpectedThumbprint string `json:"expectedThumbprint,omitempty"`
 }
 
 // CertificateCreate creates and deploys a certificate:
@@ -137,6 +144,10 @@ type CertificateDelete struct {
 	ProjectName     string          `json:"projectName"`
 	CertificateName string          `json:"certificateName"`
 	JWKDeleteAction JWKDeleteAction `json:"jwkDeleteAction,omitempty"`
+	// ExpectedThumbprint, if set, is a compare-and-swap: the delete is made
+	// only if no environment serves a certificate with another SHA-1
+	// thumbprint.
+	ExpectedThumbprint string `json:"expectedThumbprint,omitempty"`
 }
 
 // KeyDelete deletes and undeploys a key:

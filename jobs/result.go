@@ -20,6 +20,9 @@ const (
 	// StatusSuperseded: a newer job for the same resource was applied first,
 	// so this one was skipped.
 	StatusSuperseded Status = "superseded"
+	// StatusUnchanged: a certificate.apply found its certificate already
+	// served in every listed environment and wrote nothing.
+	StatusUnchanged Status = "unchanged"
 )
 
 // Result is the event published once for every job that reaches a final state,
@@ -42,6 +45,22 @@ type Result struct {
 	SupersededBy string `json:"supersededBy,omitempty"`
 	// ReplayOf names the dead-lettered job this job replays, if it does.
 	ReplayOf string `json:"replayOf,omitempty"`
+	// Live is what Apinizer serves afterwards, read back, one entry per
+	// environment of a certificate job that ended succeeded, partial or
+	// unchanged. Absent for other jobs, and when the read-back failed.
+	Live []LiveCertificate `json:"live,omitempty"`
+}
+
+// LiveCertificate is the certificate Apinizer serves in one environment, as
+// read back after a certificate job.
+type LiveCertificate struct {
+	EnvironmentName string `json:"environmentName"`
+	// SHA1Thumbprint is upper-case hex without separators; empty when the
+	// environment serves no certificate of that name.
+	SHA1Thumbprint string    `json:"sha1Thumbprint"`
+	SubjectDN      string    `json:"subjectDn"`
+	NotBefore      time.Time `json:"notBefore,omitzero"`
+	NotAfter       time.Time `json:"notAfter,omitzero"`
 }
 
 // DeploymentResult is Apinizer's report of deploying (or undeploying) the

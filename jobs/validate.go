@@ -45,6 +45,7 @@ func (j *CertificateUpdate) Validate() error {
 		checkEnum("jwkUpdateAction", j.JWKUpdateAction, JWKUpdateNullify, JWKUpdateUpdate),
 		checkEnum("updateScope", j.UpdateScope, UpdateScopeSameProject, UpdateScopeAllProjects),
 		checkScope(j.JWKUpdateAction, j.UpdateScope),
+		checkThumbprint(j.ExpectedThumbprint),
 	)
 }
 
@@ -71,6 +72,7 @@ func (j *CertificateDelete) Validate() error {
 		checkName("projectName", j.ProjectName),
 		checkName("certificateName", j.CertificateName),
 		checkEnum("jwkDeleteAction", j.JWKDeleteAction, JWKDeleteNullify, JWKDeleteDelete),
+		checkThumbprint(j.ExpectedThumbprint),
 	)
 }
 

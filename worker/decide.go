@@ -62,17 +62,21 @@ type fate struct {
 
 // outcome is how a job ended: the part of its result that decide knows.
 type outcome struct {
-	status       jobs.Status
-	attempts     int
-	deployment   *jobs.DeploymentResult
+	status     jobs.Status
+	attempts   int
+	deployment *jobs.DeploymentResult
+	// live is what Apinizer serves after a certificate write, read back.
+	live         []jobs.LiveCertificate
 	err          *jobs.ResultError
 	supersededBy string
 }
 
-// applied reports that Apinizer applied the job: only a successful call
-// ends succeeded or partial.
+// applied reports that the job took effect: a successful call ends
+// succeeded or partial, or unchanged when Apinizer already served what it
+// asked for. Each moves the resource's last-applied position, so that an
+// older job arriving later ends superseded.
 func (o *outcome) applied() bool {
-	return o != nil && (o.status == jobs.StatusSucceeded || o.status == jobs.StatusPartial)
+	return o != nil && (o.status == jobs.StatusSucceeded || o.status == jobs.StatusPartial || o.status == jobs.StatusUnchanged)
 }
 
 func failed(attempts int, re *jobs.ResultError) *outcome {
@@ -103,7 +107,7 @@ func decide(a attempt) fate {
 	)
 	switch {
 	case a.err == nil:
-		return fate{action: ack, outcome: &outcome{status: a.resp.Status, attempts: attempts, deployment: a.resp.Deployment}}
+		return fate{action: ack, outcome: &outcome{status: a.resp.Status, attempts: attempts, deployment: a.resp.Deployment, live: a.resp.Live}}
 	case errors.Is(a.err, ledger.ErrLost):
 		return fate{action: abandon}
 	case errors.As(a.err, &panicEr):

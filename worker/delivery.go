@@ -59,6 +59,7 @@ func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
 		StartedAt:        j.started.UTC(),
 		FinishedAt:       now.UTC(),
 		DeploymentResult: o.deployment,
+		Live:             o.live,
 		Error:            o.err,
 		SupersededBy:     o.supersededBy,
 		ReplayOf:         j.header.Get(dlq.ReplayOfHeader),

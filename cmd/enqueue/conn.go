@@ -117,7 +117,8 @@ func (w *waiter) wait(ctx context.Context, timeout time.Duration, stdout, stderr
 	print := func(r jobs.Result) {
 		line, _ := json.Marshal(r)
 		fmt.Fprintf(stdout, "%s\n", line)
-		if r.Status != jobs.StatusSucceeded {
+		printLive(stderr, r)
+		if !done(r) {
 			failed++
 		}
 	}

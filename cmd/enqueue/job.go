@@ -36,7 +36,7 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	var (
 		c                                         common
 		project, name, pemFile, alias, desc, envs string
-		jwkUpdate, scope, jwkDelete               string
+		jwkUpdate, scope, jwkDelete, expected     string
 	)
 	fs := flag.NewFlagSet("enqueue "+strings.Join(args[:words], " "), flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,19 +44,24 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.id, "id", "", "job id, the idempotency key (default: generated)")
 	fs.StringVar(&project, "project", "", "Apinizer project name")
 	fs.StringVar(&name, "name", "", "certificate name, key name or credential username")
-	certificate := subject == jobs.SubjectCertificateUpdate || subject == jobs.SubjectCertificateCreate
+	certificate := subject == jobs.SubjectCertificateUpdate || subject == jobs.SubjectCertificateCreate || subject == jobs.SubjectCertificateApply
 	if certificate {
 		fs.StringVar(&pemFile, "pem", "", "PEM file holding the certificate(s)")
+		fs.StringVar(&pemFile, "pem-file", "", "PEM file holding the certificate(s); the same as --pem")
 		fs.StringVar(&alias, "alias", "", "certificate alias")
 		fs.StringVar(&desc, "description", "", "certificate description")
 		fs.StringVar(&envs, "env", "", "comma-separated environments to deploy to")
 	}
 	switch subject {
-	case jobs.SubjectCertificateUpdate:
-		fs.StringVar(&jwkUpdate, "jwk-update-action", "", "NULLIFY or UPDATE")
+	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply:
+		fs.StringVar(&jwkUpdate, "jwk-update-action", "", "NULLIFY or UPDATE (required for apply)")
 		fs.StringVar(&scope, "update-scope", "", "SAME_PROJECT or ALL_PROJECTS (with --jwk-update-action UPDATE)")
 	case jobs.SubjectCertificateDelete, jobs.SubjectKeyDelete:
 		fs.StringVar(&jwkDelete, "jwk-delete-action", "", "NULLIFY or DELETE")
+	}
+	switch subject {
+	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply, jobs.SubjectCertificateDelete:
+		fs.StringVar(&expected, "expected-thumbprint", "", "SHA-1 thumbprint the certificate must have now, or nothing is written (hex, colons allowed)")
 	}
 	if err := fs.Parse(args[words:]); err != nil {
 		return err
@@ -71,23 +76,28 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	var fields jobs.CertificateFields
 	if certificate {
 		if pemFile == "" {
-			return errors.New("--pem is required")
+			return errors.New("--pem-file (or --pem) is required")
 		}
 		b, err := os.ReadFile(pemFile)
 		if err != nil {
-			return fmt.Errorf("--pem: %w", err)
+			return fmt.Errorf("--pem-file: %w", err)
 		}
 		fields = jobs.CertificateFields{Alias: alias, CertificateDescription: desc, EnvironmentList: splitList(envs), PEMEncodedFile: string(b)}
 	}
 	var job jobs.Job
 	switch subject {
-	case jobs.SubjectCertificateUpdate:
-		job = &jobs.CertificateUpdate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
-			JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope)}
+	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply:
+		u := jobs.CertificateUpdate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
+			JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope), ExpectedThumbprint: expected}
+		job = &u
+		if subject == jobs.SubjectCertificateApply {
+			job = &jobs.CertificateApply{CertificateUpdate: u}
+		}
 	case jobs.SubjectCertificateCreate:
 		job = &jobs.CertificateCreate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields}
 	case jobs.SubjectCertificateDelete:
-		job = &jobs.CertificateDelete{JobID: c.id, ProjectName: project, CertificateName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete)}
+		job = &jobs.CertificateDelete{JobID: c.id, ProjectName: project, CertificateName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete),
+			ExpectedThumbprint: expected}
 	case jobs.SubjectKeyDelete:
 		job = &jobs.KeyDelete{JobID: c.id, ProjectName: project, KeyName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete)}
 	case jobs.SubjectCredentialDelete:

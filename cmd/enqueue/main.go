@@ -3,12 +3,14 @@
 // a past job's result.
 //
 //	enqueue certificate update --project P --name N --pem cert.pem --alias A --description D --env production,staging
+//	enqueue certificate apply --project P --name N --pem-file cert.pem --alias A --description D --env production --jwk-update-action UPDATE --wait
 //	enqueue key delete --project P --name my-key --wait
 //	enqueue publish --subject apiops.key.delete jobs.ndjson
 //	enqueue result JOB_ID
 //	enqueue dlq list | show ID | replay ID|--all [--subject S] | purge
 //
-// Exit status: 0 when every job was published (and, with --wait, succeeded),
+// Exit status: 0 when every job was published (and, with --wait, succeeded
+// or, for an apply, found its certificate live already: unchanged),
 // 1 when a job did not succeed or its result did not arrive in time, 2 for a
 // usage, input or connection error.
 package main
@@ -52,9 +54,10 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 const usage = `usage:
-  enqueue certificate update --project P --name N --pem FILE --alias A --description D --env E1,E2 [--jwk-update-action NULLIFY|UPDATE] [--update-scope SAME_PROJECT|ALL_PROJECTS]
+  enqueue certificate update --project P --name N --pem FILE --alias A --description D --env E1,E2 [--jwk-update-action NULLIFY|UPDATE] [--update-scope SAME_PROJECT|ALL_PROJECTS] [--expected-thumbprint SHA1]
   enqueue certificate create --project P --name N --pem FILE --alias A --description D --env E1,E2
-  enqueue certificate delete --project P --name N [--jwk-delete-action NULLIFY|DELETE]
+  enqueue certificate apply --project P --name N --pem-file FILE --alias A --description D --env E1,E2 --jwk-update-action NULLIFY|UPDATE [--update-scope S] [--expected-thumbprint SHA1]
+  enqueue certificate delete --project P --name N [--jwk-delete-action NULLIFY|DELETE] [--expected-thumbprint SHA1]
   enqueue key delete --project P --name N [--jwk-delete-action NULLIFY|DELETE]
   enqueue credential delete --project P --name USERNAME
   enqueue credential publickey delete --project P --name USERNAME

@@ -124,6 +124,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WrapTransport:     m.InstrumentRoundTripper,
 		TLS:               apinizerTLS,
 		AllowInsecureHTTP: cfg.allowInsecureHTTP,
+		// Results of certificate writes carry what Apinizer serves
+		// afterwards (live), at one GET per write.
+		ReadBackWrites: true,
 	}
 	cfg.apinizerAuth(&ecfg)
 	exec, err := executor.New(ecfg)

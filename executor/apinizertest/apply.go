@@ -28,6 +28,8 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 	switch rt.op {
 	case opCertificateList:
 		return http.StatusOK, listCertificatesBody(p)
+	case opEnvironmentList:
+		return http.StatusOK, environmentsBody(p.environments)
 	case opCertificateGet:
 		c := p.certificates[rt.name]
 		if c == nil {
@@ -53,13 +55,12 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 			c = &Certificate{Name: rt.name}
 			p.certificates[rt.name] = c
 		}
+		stale := s.staleServing(rt.project, c, envs)
 		c.Alias = f.fields["alias"]
 		c.Description = f.fields["certificateDescription"]
 		c.Environments = envs
 		c.PEM = f.files["pemEncodedFile"]
-		for _, env := range envs {
-			delete(c.EnvironmentPEM, env)
-		}
+		c.Served = stale
 		c.Revision++
 		s.applied[key]++
 		return s.deployment(rt.project, envs, false)

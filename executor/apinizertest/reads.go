@@ -71,28 +71,41 @@ func listCertificatesBody(p *project) statusCertificateList {
 }
 
 // certificateBody is c with one entry per environment, each computed from
-// the certificate that environment serves.
+// the certificate that environment serves; with content, the certificate's
+// base64 DER too.
 func certificateBody(c *Certificate, content bool) certificate {
 	out := certificate{Name: c.Name, Description: c.Description, CertificateEnvironmentList: []certificateEnvironment{}}
 	for _, env := range c.Environments {
 		pemText := c.PEM
-		if p, ok := c.EnvironmentPEM[env]; ok {
-			pemText = p
+		if served, ok := c.Served[env]; ok {
+			pemText = served
 		}
-		e := certificateEnvironment{EnvironmentName: env, SHA1Thumbprint: thumbprint(pemText), Alias: c.Alias}
-		if der := firstCertificate(pemText); der != nil {
-			if content {
-				e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
-			}
-			if x, err := x509.ParseCertificate(der); err == nil {
-				e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
-				e.EndDate = x.NotAfter.UTC().Format("2006-01-02T15:04:05.000Z")
-				e.SubjectDN = x.Subject.String()
-			}
+		if pemText == "" {
+			continue // a stale environment that never had it
 		}
+		e := environmentEntry(pemText, c.Alias)
+		if !content {
+			e.Base64EncodedContent = ""
+		}
+		e.EnvironmentName = env
 		out.CertificateEnvironmentList = append(out.CertificateEnvironmentList, e)
 	}
 	return out
+}
+
+// environmentEntry is what an environment serving pemText under alias
+// shows: the thumbprint, subject and dates computed from the certificate.
+func environmentEntry(pemText, alias string) certificateEnvironment {
+	e := certificateEnvironment{SHA1Thumbprint: thumbprint(pemText), Alias: alias}
+	if der := firstCertificate(pemText); der != nil {
+		e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
+		if x, err := x509.ParseCertificate(der); err == nil {
+			e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
+			e.EndDate = x.NotAfter.UTC().Format("2006-01-02T15:04:05.000Z")
+			e.SubjectDN = x.Subject.String()
+		}
+	}
+	return e
 }
 
 // listProjects is GET /apiops/projects/ as projects_list-projects.mdx shows

@@ -17,6 +17,7 @@ const (
 	opCertificateGet            = "certificate.get"
 	opProjectList               = "project.list"
 	opCertificateList           = "certificate.list"
+	opEnvironmentList           = "environment.list"
 )
 
 // route is an APIOps path matched to its operation.
@@ -29,7 +30,7 @@ func (r *route) key() string { return r.kind + "/" + r.project + "/" + r.name }
 
 // read reports whether the operation changes nothing.
 func (r *route) read() bool {
-	return r.op == opCertificateGet || r.op == opProjectList || r.op == opCertificateList
+	return r.op == opCertificateGet || r.op == opProjectList || r.op == opCertificateList || r.op == opEnvironmentList
 }
 
 // parseRoute matches an escaped path against the APIOps templates, which all
@@ -62,6 +63,8 @@ func parseRoute(method, escapedPath string) (*route, int) {
 		if method == http.MethodGet {
 			rt.op, allowed = opCertificateList, method
 		}
+	case len(segs) == 2 && segs[1] == "environments":
+		rt, allowed = &route{op: opEnvironmentList, kind: "project", project: segs[0]}, http.MethodGet
 	case len(segs) == 3 && segs[1] == "certificates":
 		rt = &route{kind: "certificate", project: segs[0], name: segs[2]}
 		switch method {

@@ -86,13 +86,15 @@ type Certificate struct {
 	Description  string   `json:"description"`
 	Environments []string `json:"environments"`
 	PEM          string   `json:"pem"`
-	// EnvironmentPEM holds, per environment, a certificate deployed there
-	// instead of PEM (DeployCertificate), as when one environment was
-	// rotated and another not yet.
-	EnvironmentPEM map[string]string `json:"environmentPem,omitempty"`
 	// Revision counts the contents the certificate has had: 1 when
 	// created or seeded, plus one per update.
 	Revision int `json:"revision"`
+	// Served holds, per environment, the PEM served there when it is not
+	// PEM: deployed there alone (DeployCertificate, as when one environment
+	// was rotated and another not yet), changed behind the worker's back
+	// (ReplaceCertificate), or kept by a stale environment
+	// (StaleEnvironment). "" serves nothing there.
+	Served map[string]string `json:"served,omitempty"`
 }
 
 // Credential is a credential as the simulator stores it.
@@ -134,6 +136,7 @@ type Simulator struct {
 	projects    map[string]*project
 	faults      []*activeFault
 	failing     map[[2]string]bool // {project, environment}
+	stale       map[[2]string]bool // {project, environment}
 	requests    []*Request
 	inFlight    map[string]int
 	maxInFlight map[string]int
@@ -163,6 +166,7 @@ func New(cfg Config) *Simulator {
 		latency:     cfg.Latency,
 		projects:    map[string]*project{},
 		failing:     map[[2]string]bool{},
+		stale:       map[[2]string]bool{},
 		inFlight:    map[string]int{},
 		maxInFlight: map[string]int{},
 		applied:     map[string]int{},

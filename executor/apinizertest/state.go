@@ -59,10 +59,10 @@ func (s *Simulator) DeployCertificate(projectName, name, environment, pemText st
 	if !slices.Contains(c.Environments, environment) {
 		c.Environments = append(c.Environments, environment)
 	}
-	if c.EnvironmentPEM == nil {
-		c.EnvironmentPEM = map[string]string{}
+	if c.Served == nil {
+		c.Served = map[string]string{}
 	}
-	c.EnvironmentPEM[environment] = pemText
+	c.Served[environment] = pemText
 }
 
 // RemoveCertificate deletes the named certificate, as if someone deleted it
@@ -97,7 +97,7 @@ func (s *Simulator) Certificate(projectName, name string) (Certificate, bool) {
 		if c := p.certificates[name]; c != nil {
 			out := *c
 			out.Environments = slices.Clone(c.Environments)
-			out.EnvironmentPEM = maps.Clone(c.EnvironmentPEM)
+			out.Served = maps.Clone(c.Served)
 			return out, true
 		}
 	}
@@ -156,7 +156,7 @@ func (s *Simulator) State() State {
 		for _, c := range p.certificates {
 			c := *c
 			c.Environments = slices.Clone(c.Environments)
-			c.EnvironmentPEM = maps.Clone(c.EnvironmentPEM)
+			c.Served = maps.Clone(c.Served)
 			ps.Certificates = append(ps.Certificates, c)
 		}
 		for k := range p.keys {
