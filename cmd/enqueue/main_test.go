@@ -51,6 +51,13 @@ func TestScripts(t *testing.T) {
 				}
 				sim.AddKey(workertest.Project, args[0])
 			},
+			// simcred NAME adds a credential with a public key.
+			"simcred": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: simcred NAME")
+				}
+				sim.AddCredential(workertest.Project, args[0], true)
+			},
 			// waitgone NAME waits up to 20s for the key to be deleted.
 			"waitgone": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
