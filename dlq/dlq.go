@@ -95,10 +95,9 @@ func sensitiveHeader(k string) bool {
 // Subject is the DLQ subject of a job subject:
 // apiops.certificate.update becomes apiops.dlq.certificate.update.
 func Subject(jobSubject string) string {
-	for _, s := range jobs.Subjects {
-		if s == jobSubject {
-			return "apiops.dlq." + strings.TrimPrefix(jobSubject, "apiops.")
-		}
+	if _, _, ok := jobs.ParseSubject(jobSubject); ok {
+		// A scoped job keeps its project token: apiops.dlq.key.delete.TeamA.
+		return "apiops.dlq." + strings.TrimPrefix(jobSubject, "apiops.")
 	}
 	return "apiops.dlq.invalid"
 }

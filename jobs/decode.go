@@ -17,7 +17,9 @@ import (
 const MaxBodySize = 1 << 20
 
 // Decode turns a message from one of the job subjects into a validated Job.
-// The subject picks the concrete type; the header may be nil.
+// The subject, bare or scoped (ParseSubject), picks the concrete type; a
+// scoped subject's project must be the body's projectName. The header may be
+// nil.
 //
 // The body must be at most MaxBodySize bytes of valid UTF-8 holding one JSON
 // object. Names are matched exactly: a member the job type does not have, one
@@ -30,7 +32,7 @@ const MaxBodySize = 1 << 20
 //
 // Every failure is a *DecodeError whose Err is a *FieldError or wraps
 // ErrUnknownSubject, ErrMalformed or ErrTooLarge. Failures are reported in
-// this order: subject, size, JSON syntax, names, types, id, rules.
+// this order: subject, size, JSON syntax, names, types, id, rules, project.
 func Decode(subject string, header nats.Header, body []byte) (Job, error) {
 	headerID := header.Get(nats.MsgIdHdr)
 	job, bodyID, err := decode(subject, headerID, body)
@@ -43,7 +45,11 @@ func Decode(subject string, header nats.Header, body []byte) (Job, error) {
 // decode does Decode's work and also returns the body's jobId as far as it
 // was read, for the DecodeError.
 func decode(subject, headerID string, body []byte) (job Job, bodyID string, err error) {
-	job, id := newJob(subject)
+	bare, project, ok := ParseSubject(subject)
+	if !ok {
+		return nil, "", ErrUnknownSubject
+	}
+	job, id := newJob(bare)
 	if job == nil {
 		return nil, "", ErrUnknownSubject
 	}
@@ -82,6 +88,9 @@ func decode(subject, headerID string, body []byte) (job Job, bodyID string, err 
 		}
 	}
 	if err := job.Validate(); err != nil {
+		return nil, bodyID, err
+	}
+	if err := CheckProject(job, project); err != nil {
 		return nil, bodyID, err
 	}
 	return job, bodyID, nil

@@ -24,14 +24,15 @@ func msgIDHeader(id string) nats.Header {
 
 // wantCodes is the stable code of each sentinel; DecodeError.Code must keep it.
 var wantCodes = map[error]string{
-	jobs.ErrUnknownSubject: "unknown_subject",
-	jobs.ErrMalformed:      "malformed_job",
-	jobs.ErrTooLarge:       "job_too_large",
-	jobs.ErrRequired:       "missing_field",
-	jobs.ErrInvalidValue:   "invalid_field",
-	jobs.ErrIDMismatch:     "job_id_mismatch",
-	jobs.ErrUnknownField:   "invalid_job",
-	jobs.ErrDuplicateField: "invalid_job",
+	jobs.ErrUnknownSubject:  "unknown_subject",
+	jobs.ErrMalformed:       "malformed_job",
+	jobs.ErrTooLarge:        "job_too_large",
+	jobs.ErrRequired:        "missing_field",
+	jobs.ErrInvalidValue:    "invalid_field",
+	jobs.ErrIDMismatch:      "job_id_mismatch",
+	jobs.ErrUnknownField:    "invalid_job",
+	jobs.ErrDuplicateField:  "invalid_job",
+	jobs.ErrProjectMismatch: "invalid_job",
 }
 
 // decodeCase is a message Decode must refuse, and how it must say so.

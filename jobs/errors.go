@@ -111,7 +111,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 //	missing_field    ErrRequired
 //	invalid_field    ErrInvalidValue
 //	job_id_mismatch  ErrIDMismatch
-//	invalid_job      ErrUnknownField, ErrDuplicateField, ErrMustBeStated
+//	invalid_job      ErrUnknownField, ErrDuplicateField, ErrMustBeStated, ErrProjectMismatch
 //
 // A DecodeError built outside this package around some other error reports
 // malformed_job.
@@ -127,7 +127,7 @@ func (e *DecodeError) Code() string {
 		return "invalid_field"
 	case errors.Is(e.Err, ErrIDMismatch):
 		return "job_id_mismatch"
-	case errors.Is(e.Err, ErrUnknownField), errors.Is(e.Err, ErrDuplicateField), errors.Is(e.Err, ErrMustBeStated):
+	case errors.Is(e.Err, ErrUnknownField), errors.Is(e.Err, ErrDuplicateField), errors.Is(e.Err, ErrMustBeStated), errors.Is(e.Err, ErrProjectMismatch):
 		return "invalid_job"
 	default:
 		return "malformed_job"

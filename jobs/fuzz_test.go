@@ -49,7 +49,7 @@ func FuzzDecode(f *testing.F) {
 	sentinels := []error{
 		jobs.ErrUnknownSubject, jobs.ErrMalformed, jobs.ErrTooLarge,
 		jobs.ErrRequired, jobs.ErrInvalidValue, jobs.ErrIDMismatch,
-		jobs.ErrUnknownField, jobs.ErrDuplicateField,
+		jobs.ErrUnknownField, jobs.ErrDuplicateField, jobs.ErrProjectMismatch,
 	}
 	f.Fuzz(func(t *testing.T, subject, msgID string, body []byte) {
 		var header nats.Header

@@ -152,10 +152,9 @@ var authReasons = []string{"expired", "invalid", "missing", "bad_client_credenti
 // "apiops.certificate.update" is "certificate.update"; a subject that is no
 // job subject is "unknown".
 func Operation(subject string) string {
-	for _, s := range jobs.Subjects {
-		if s == subject {
-			return strings.TrimPrefix(subject, "apiops.")
-		}
+	// A scoped subject's project token never becomes a label.
+	if bare, _, ok := jobs.ParseSubject(subject); ok {
+		return strings.TrimPrefix(bare, "apiops.")
 	}
 	return "unknown"
 }

@@ -333,7 +333,8 @@ func TestOperationIsTheSubjectWithoutPrefixOrUnknown(t *testing.T) {
 		{jobs.SubjectCredentialPublicKeyDelete, "credential.publickey.delete"},
 		{"apiops.certificate.rename", "unknown"},
 		{"apiops.results.key.delete", "unknown"},
-		{"apiops.key.delete.secret-name", "unknown"},
+		{"apiops.key.delete.secret-name", "key.delete"}, // a scoped subject: its project token is no label
+		{"apiops.key.delete.secret.name", "unknown"},
 		{"", "unknown"},
 	}
 	for _, tt := range tests {

@@ -45,6 +45,15 @@ type Config struct {
 	// Token authenticates with an authorization token.
 	Token string
 
+	// InboxPrefix replaces nats.go's "_INBOX" as the prefix of this
+	// connection's reply subjects: JetStream API answers, publish acks and
+	// pulled messages. A server that lets each user subscribe only to
+	// _INBOX_<user>.> keeps one user's replies (a dead letter an operator
+	// reads, say) from every other user; the shipped users
+	// (deploy/compose/nats-auth.conf) expect "_INBOX_<user>". Default: none,
+	// nats.go's _INBOX.
+	InboxPrefix string
+
 	// TLSCAFile verifies the server's certificate against this CA bundle
 	// rather than the system roots, and turns TLS on.
 	TLSCAFile string
@@ -114,6 +123,11 @@ func (c Config) Validate() error {
 		// would never learn which one the server saw.
 		bad(methods[1], "set only one way to authenticate: a .creds file, an NKey seed file, a user and password, or a token")
 	}
+	if c.InboxPrefix != "" {
+		if err := checkInboxPrefix(c.InboxPrefix); err != nil {
+			errs = append(errs, &SettingError{Setting: SettingInboxPrefix, Err: err})
+		}
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad(SettingTLSCertFile, "a client certificate and its key go together")
 	}
@@ -130,6 +144,18 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkInboxPrefix checks that p is a subject without wildcards, to which
+// nats.go appends ".<unique token>". nats.go's own check misses empty tokens
+// and white space, which the server would refuse only at the first request.
+func checkInboxPrefix(p string) error {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return fmt.Errorf("%q: want a subject of non-empty tokens without wildcards or white space, e.g. _INBOX_apiops-worker", p)
+		}
+	}
+	return nil
 }
 
 // checkURLs checks each URL of a comma-separated list the way nats.go will

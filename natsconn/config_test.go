@@ -28,6 +28,10 @@ func TestValidateRefusesEachBadSettingByName(t *testing.T) {
 		{"a client key without its certificate", natsconn.Config{URL: "nats://nats", TLSKeyFile: "k.pem"}, natsconn.SettingTLSCertFile},
 		{"a negative connect timeout", natsconn.Config{URL: "nats://nats", ConnectTimeout: -time.Second}, natsconn.SettingConnectTimeout},
 		{"a negative ping interval", natsconn.Config{URL: "nats://nats", PingInterval: -time.Second}, natsconn.SettingPingInterval},
+		{"an inbox prefix ending in a dot", natsconn.Config{URL: "nats://nats", InboxPrefix: "_INBOX_u."}, natsconn.SettingInboxPrefix},
+		{"an inbox prefix with a wildcard", natsconn.Config{URL: "nats://nats", InboxPrefix: "_INBOX_*"}, natsconn.SettingInboxPrefix},
+		{"an inbox prefix with an empty token", natsconn.Config{URL: "nats://nats", InboxPrefix: "_INBOX..u"}, natsconn.SettingInboxPrefix},
+		{"an inbox prefix with a space", natsconn.Config{URL: "nats://nats", InboxPrefix: "_INBOX u"}, natsconn.SettingInboxPrefix},
 	} {
 		t.Run(tc.name+" is refused as the "+string(tc.want), func(t *testing.T) {
 			t.Parallel()
@@ -56,6 +60,7 @@ func TestValidateAcceptsGoodSettings(t *testing.T) {
 		{"three URLs of a cluster, one without a scheme", natsconn.Config{URL: "nats://a:4222, tls://b:4222,c:4222"}},
 		{"a websocket URL", natsconn.Config{URL: "wss://nats.example.com"}},
 		{"a user without a password", natsconn.Config{URL: "nats://nats", User: "u"}},
+		{"a private inbox prefix", natsconn.Config{URL: "nats://nats", InboxPrefix: "_INBOX_apiops-worker"}},
 		{"a user, password and TLS with a client certificate", natsconn.Config{URL: "nats://nats", User: "u", Password: "p", TLSCAFile: "ca.pem", TLSCertFile: "c.pem", TLSKeyFile: "k.pem"}},
 	} {
 		t.Run(tc.name+" is accepted", func(t *testing.T) {

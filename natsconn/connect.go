@@ -81,6 +81,9 @@ func (c Config) options(log *slog.Logger) ([]nats.Option, error) {
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))
 	}
+	if c.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
+	}
 	switch {
 	case c.CredsFile != "":
 		if err := checkCreds(c.CredsFile); err != nil {

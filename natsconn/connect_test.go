@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/natsconn/natsconntest"
@@ -169,5 +172,51 @@ func TestConnectGivesUpWhenTheContextEnds(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Connect returned %s after the context ended, want at once", d)
+	}
+}
+
+// A user allowed to subscribe only to its own inbox prefix gets its
+// JetStream answers with InboxPrefix set, and none without it.
+func TestConnectUsesTheInboxPrefix(t *testing.T) {
+	t.Parallel()
+	const user, password, prefix = "apiops-producer", "inbox-test-password", "_INBOX_apiops-producer"
+	srv := natstest.RunServer(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: user, Password: password, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.INFO"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{prefix + ".>"}},
+		}}}
+	})
+	for _, tc := range []struct {
+		name        string
+		inboxPrefix string
+		wantAnswer  bool
+	}{
+		{"with its private prefix the user gets JetStream's answer", prefix, true},
+		{"with nats.go's _INBOX the user gets no answer", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			log, _ := captureLogger()
+			nc, err := natsconn.Connect(context.Background(), natsconn.Config{
+				URL: srv.ClientURL(), User: user, Password: password, InboxPrefix: tc.inboxPrefix,
+			}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if tc.inboxPrefix != "" && !strings.HasPrefix(nc.NewInbox(), tc.inboxPrefix+".") {
+				t.Errorf("inbox %s does not start with %s.", nc.NewInbox(), tc.inboxPrefix)
+			}
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err = js.AccountInfo(ctx)
+			if got := err == nil; got != tc.wantAnswer {
+				t.Fatalf("AccountInfo: %v; want an answer: %v", err, tc.wantAnswer)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ const (
 	SettingNKeySeedFile   Setting = "NATS NKey seed file"
 	SettingUser           Setting = "NATS user"
 	SettingToken          Setting = "NATS token"
+	SettingInboxPrefix    Setting = "NATS inbox prefix"
 	SettingTLSCAFile      Setting = "NATS TLS CA file"
 	SettingTLSCertFile    Setting = "NATS TLS client certificate"
 	SettingConnectTimeout Setting = "NATS connect timeout"

@@ -143,6 +143,12 @@ func (c Config) ResultsStream() jetstream.StreamConfig {
 		Replicas:    c.Replicas,
 		MaxAge:      c.ResultsMaxAge,
 		Duplicates:  c.DuplicateWindow,
+		// Producers may create consumers here to watch their results; a
+		// permission cannot tell a durable from an ephemeral, so the stream
+		// bounds how many there are and drops those left unused (5m is
+		// nats.go's own default for ordered consumers).
+		MaxConsumers:   256,
+		ConsumerLimits: jetstream.StreamConsumerLimits{InactiveThreshold: 5 * time.Minute},
 	}
 }
 

@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8080", "listen `address`")
 	token := fs.String("token", "", "bearer `token` every request must carry; empty accepts any non-empty token")
+	// A file, for deployments: an argument shows in ps to every user.
+	tokenFile := fs.String("token-file", "", "`file` holding the bearer token (instead of --token)")
 	latency := fs.Duration("latency", 0, "delay before every APIOps answer")
 	seedFile := fs.String("seed", "", "JSON `file` of projects and resources to start with (default: the built-in MyProject seed)")
 	style := fs.String("style", "classic", `which Apinizer to answer as: "classic" or "old" (the seeds' revision: {"success": true}, environmentResults), "pods" ({"status": "SUCCESS"}, detailList, the seeds' texts), or "current" or "new" (the apinizer-docs revision: its exact texts, 400 for every refusal, 400 for removing a public key that is not assigned)`)
@@ -84,6 +86,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rs = apinizertest.StyleCurrent
 	default:
 		return fmt.Errorf("--style must be classic (old), pods or current (new), got %q", *style)
+	}
+	if *tokenFile != "" {
+		if *token != "" {
+			return errors.New("--token and --token-file exclude each other")
+		}
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		if *token = strings.TrimSpace(string(b)); *token == "" {
+			return fmt.Errorf("--token-file %s is empty", *tokenFile)
+		}
 	}
 	if (*clientID == "") != (*clientSecretFile == "") {
 		return errors.New("--client-id and --client-secret-file go together")

@@ -194,3 +194,18 @@ func TestRunRejectsClientIDWithoutSecret(t *testing.T) {
 		t.Error("--client-id without --client-secret-file succeeded, want an error")
 	}
 }
+
+func TestTokenFileIsTheToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("file-tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := start(t, "--token-file", file)
+	defer http.DefaultClient.CloseIdleConnections()
+	if status, _ := do(t, "DELETE", base+"/apiops/projects/MyProject/keys/my-key/", "wrong"); status != 401 {
+		t.Errorf("a wrong token got %d, want 401", status)
+	}
+	if status, body := do(t, "DELETE", base+"/apiops/projects/MyProject/keys/my-key/", "file-tok"); status != 200 {
+		t.Errorf("the file's token got %d %s, want 200", status, body)
+	}
+}

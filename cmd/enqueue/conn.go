@@ -24,6 +24,7 @@ type common struct {
 	nats    natsconn.Config
 	id      string
 	wait    bool
+	scoped  bool
 	timeout time.Duration
 }
 
@@ -39,12 +40,16 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.nats.CredsFile, "creds", getenv("NATS_CREDS"), "NATS .creds file ($NATS_CREDS)")
 	fs.StringVar(&c.nats.NKeySeedFile, "nkey", getenv("NATS_NKEY"), "NATS NKey seed file ($NATS_NKEY)")
 	fs.StringVar(&c.nats.User, "user", getenv("NATS_USER"), "NATS user ($NATS_USER)")
-	fs.StringVar(&c.nats.Password, "password", getenv("NATS_PASSWORD"), "NATS password ($NATS_PASSWORD)")
-	fs.StringVar(&c.nats.Token, "token", getenv("NATS_TOKEN"), "NATS token ($NATS_TOKEN)")
+	// A password or token only from the environment: a flag's value shows
+	// in ps and in /proc/<pid>/cmdline to every user of the machine.
+	c.nats.Password = getenv("NATS_PASSWORD")
+	c.nats.Token = getenv("NATS_TOKEN")
+	fs.StringVar(&c.nats.InboxPrefix, "inbox-prefix", getenv("NATS_INBOX_PREFIX"), "prefix of this client's reply subjects, e.g. _INBOX_<user> ($NATS_INBOX_PREFIX)")
 	fs.StringVar(&c.nats.TLSCAFile, "tls-ca", getenv("NATS_TLS_CA"), "CA file to verify the NATS server ($NATS_TLS_CA)")
 	fs.StringVar(&c.nats.TLSCertFile, "tls-cert", getenv("NATS_TLS_CERT"), "client certificate file for NATS ($NATS_TLS_CERT)")
 	fs.StringVar(&c.nats.TLSKeyFile, "tls-key", getenv("NATS_TLS_KEY"), "client key file for NATS ($NATS_TLS_KEY)")
 	fs.BoolVar(&c.wait, "wait", false, "wait for each job's result, print it, and fail unless every job succeeded")
+	fs.BoolVar(&c.scoped, "scoped", false, "publish each job on its project's scoped subject, apiops.<resource>.<action>.<project>")
 	fs.DurationVar(&c.timeout, "timeout", time.Minute, "with --wait, how long to wait for the results")
 }
 
@@ -62,92 +67,6 @@ func (c *common) connect(ctx context.Context, stderr io.Writer) (*nats.Conn, jet
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
-}
-
-// waiter collects the results of the jobs it was told about. It is started
-// before the jobs are published, so no result can slip past it.
-type waiter struct {
-	js   jetstream.JetStream
-	cons jetstream.Consumer
-	want map[string]bool
-	got  []jobs.Result
-}
-
-func newWaiter(ctx context.Context, js jetstream.JetStream) (*waiter, error) {
-	cons, err := streams.WatchResults(ctx, js)
-	if err != nil {
-		return nil, fmt.Errorf("watch results: %w", err)
-	}
-	return &waiter{js: js, cons: cons, want: make(map[string]bool)}, nil
-}
-
-// expect adds a job to wait for. A duplicate publish was dropped by the
-// server, so its result, if the job is final already, is in the ledger.
-func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error {
-	w.want[jobID] = true
-	if !duplicate {
-		return nil
-	}
-	kv, err := w.js.KeyValue(ctx, streams.LedgerBucket)
-	if err != nil {
-		return fmt.Errorf("look up job %q: %w", jobID, err)
-	}
-	rec, err := ledger.ReadJob(ctx, kv, jobID)
-	if err == nil && rec.State == ledger.StateFinal && rec.Result != nil {
-		w.found(*rec.Result)
-	} else if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		return fmt.Errorf("look up job %q: %w", jobID, err)
-	}
-	return nil
-}
-
-func (w *waiter) found(r jobs.Result) {
-	if w.want[r.JobID] {
-		delete(w.want, r.JobID)
-		w.got = append(w.got, r)
-	}
-}
-
-// wait prints each result as one JSON line and fails unless every job
-// succeeded within the timeout.
-func (w *waiter) wait(ctx context.Context, timeout time.Duration, stdout, stderr io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	failed := 0
-	print := func(r jobs.Result) {
-		line, _ := json.Marshal(r)
-		fmt.Fprintf(stdout, "%s\n", line)
-		printLive(stderr, r)
-		if !done(r) {
-			failed++
-		}
-	}
-	for _, r := range w.got {
-		print(r)
-	}
-	for len(w.want) > 0 {
-		msg, err := w.cons.Next(jetstream.FetchContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return fmt.Errorf("waiting for results: %w", err)
-		}
-		var r jobs.Result
-		if json.Unmarshal(msg.Data(), &r) != nil || !w.want[r.JobID] {
-			continue
-		}
-		delete(w.want, r.JobID)
-		print(r)
-	}
-	if n := len(w.want); n > 0 {
-		fmt.Fprintf(stderr, "no result within %s for %d job(s)\n", timeout, n)
-		return fmt.Errorf("%w: %d without a result, %d did not succeed", errNotSucceeded, n, failed)
-	}
-	if failed > 0 {
-		return fmt.Errorf("%w: %d did not succeed", errNotSucceeded, failed)
-	}
-	return nil
 }
 
 // runResult prints a past job's result from the ledger.

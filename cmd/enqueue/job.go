@@ -108,7 +108,11 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := job.Validate(); err != nil {
 		return fmt.Errorf("invalid job: %w", err)
 	}
-	return publishJobs(ctx, &c, []jobs.Job{job}, stdout, stderr)
+	wire, err := wireSubject(subject, job, c.scoped)
+	if err != nil {
+		return fmt.Errorf("--scoped: %w", err)
+	}
+	return publishJobs(ctx, &c, []outgoing{{job, wire}}, stdout, stderr)
 }
 
 // newJobID makes a unique, readable job id. Producers that may send the same

@@ -66,8 +66,10 @@ const usage = `usage:
   enqueue dlq list [--subject S] [--limit N] | show ID | replay ID|--all [--subject S] | purge [--subject S]
 
 common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --nkey FILE ($NATS_NKEY) --user U ($NATS_USER)
-              --password P ($NATS_PASSWORD) --token T ($NATS_TOKEN) --tls-ca FILE ($NATS_TLS_CA)
+              --inbox-prefix P ($NATS_INBOX_PREFIX) --tls-ca FILE ($NATS_TLS_CA)
               --tls-cert FILE ($NATS_TLS_CERT) --tls-key FILE ($NATS_TLS_KEY) --id JOB_ID --wait --timeout DURATION
+              --scoped (publish on apiops.<resource>.<action>.<project>)
+secrets only from the environment: $NATS_PASSWORD (with --user), $NATS_TOKEN
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -36,8 +36,7 @@ func TestScripts(t *testing.T) {
 	sim.AddCertificate(workertest.Project, "cert-1", pem)
 	stack.StartWorker(t, workertest.Worker{Config: worker.Config{Concurrency: 4}})
 
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata",
+	params := testscript.Params{
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("NATS_URL", stack.Server.ClientURL())
 			return os.WriteFile(filepath.Join(e.WorkDir, "cert.pem"), []byte(pem), 0o600)
@@ -50,6 +49,13 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("usage: simkey NAME")
 				}
 				sim.AddKey(workertest.Project, args[0])
+			},
+			// simcred NAME adds a credential with a public key.
+			"simcred": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: simcred NAME")
+				}
+				sim.AddCredential(workertest.Project, args[0], true)
 			},
 			// waitgone NAME waits up to 20s for the key to be deleted.
 			"waitgone": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -65,5 +71,16 @@ func TestScripts(t *testing.T) {
 				}
 			},
 		},
+	}
+	// The scripts of testdata run in parallel. Those of testdata/serial run
+	// after them: they purge the dead-letter queue and then find it empty,
+	// which another script's refused job would race with.
+	t.Run("in parallel", func(t *testing.T) {
+		params.Dir = "testdata"
+		testscript.Run(t, params)
+	})
+	t.Run("after the others", func(t *testing.T) {
+		params.Dir = "testdata/serial"
+		testscript.Run(t, params)
 	})
 }

@@ -44,22 +44,40 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 		defer f.Close()
 		in = f
 	}
-	js, err := readJobs(bufio.NewReaderSize(in, 1<<20), subject)
+	list, err := readJobs(bufio.NewReaderSize(in, 1<<20), subject, c.scoped)
 	if err != nil {
 		return err
 	}
-	return publishJobs(ctx, &c, js, stdout, stderr)
+	return publishJobs(ctx, &c, list, stdout, stderr)
 }
 
-// readJobs decodes a stream of JSON values, each a job or an array of jobs.
-func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
+// outgoing is a job and the subject it is published on.
+type outgoing struct {
+	job     jobs.Job
+	subject string
+}
+
+// wireSubject is the subject job goes out on: subject as given (bare or
+// scoped), or with scoped the scoped form of a bare one. A project that is
+// not a subject token has no scoped form.
+func wireSubject(subject string, job jobs.Job, scoped bool) (string, error) {
+	bare, project, _ := jobs.ParseSubject(subject)
+	if project != "" || !scoped {
+		return subject, nil
+	}
+	return jobs.ScopedSubject(bare, job.Resource().Project)
+}
+
+// readJobs decodes a stream of JSON values, each a job or an array of jobs,
+// and with scoped gives each job its scoped subject.
+func readJobs(in io.Reader, subject string, scoped bool) ([]outgoing, error) {
 	data, err := io.ReadAll(in)
 	if err != nil {
 		return nil, fmt.Errorf("publish: read: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var (
-		out  []jobs.Job
+		out  []outgoing
 		errs []error
 		// lineAt counts lines only up to where it counted last: offsets
 		// only grow, and a count from the start for every job would make
@@ -86,11 +104,14 @@ func readJobs(in io.Reader, subject string) ([]jobs.Job, error) {
 			return
 		}
 		job, err := jobs.Decode(s, nil, body)
+		if err == nil {
+			s, err = wireSubject(s, job, scoped)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w", lineAt(offset), err))
 			return
 		}
-		out = append(out, job)
+		out = append(out, outgoing{job, s})
 	}
 	for {
 		offset := skipSpace(data, dec.InputOffset())
@@ -136,7 +157,7 @@ func skipSpace(data []byte, off int64) int64 {
 // publishJobs publishes jobs asynchronously with bounded pending acks, each
 // with Nats-Msg-Id set to its job id, and prints the job ids, or with --wait
 // their results.
-func publishJobs(ctx context.Context, c *common, list []jobs.Job, stdout, stderr io.Writer) error {
+func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr io.Writer) error {
 	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
@@ -145,17 +166,20 @@ func publishJobs(ctx context.Context, c *common, list []jobs.Job, stdout, stderr
 
 	var w *waiter
 	if c.wait {
-		if w, err = newWaiter(ctx, js); err != nil {
+		if w, err = newWaiter(ctx, js, list); err != nil {
 			return err
 		}
+		defer w.close()
 	}
 	batch := len(list) > 1
 	futures := make([]jetstream.PubAckFuture, 0, len(list))
-	for i, job := range list {
+	for i, o := range list {
+		job := o.job
 		msg, err := jobs.NewMsg(job)
 		if err != nil {
 			return fmt.Errorf("job %d: %w", i+1, err)
 		}
+		msg.Subject = o.subject
 		f, err := js.PublishMsgAsync(msg)
 		if err != nil {
 			return fmt.Errorf("publish job %q: %w", job.ID(), err)
@@ -180,14 +204,14 @@ func publishJobs(ctx context.Context, c *common, list []jobs.Job, stdout, stderr
 				duplicates++
 			}
 			if w != nil {
-				if err := w.expect(ctx, list[i].ID(), ack.Duplicate); err != nil {
+				if err := w.expect(ctx, list[i].job.ID(), ack.Duplicate); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintln(stdout, list[i].ID())
+				fmt.Fprintln(stdout, list[i].job.ID())
 			}
 		case err := <-f.Err():
-			return fmt.Errorf("publish job %q: %w", list[i].ID(), err)
+			return fmt.Errorf("publish job %q: %w", list[i].job.ID(), err)
 		}
 	}
 	if batch || duplicates > 0 {

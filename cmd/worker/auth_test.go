@@ -93,7 +93,7 @@ func workerPermissions() *server.Permissions {
 			"$JS.API.CONSUMER.CREATE.APIOPS_ADVISORIES.apiops-worker-advisories",
 			"$JS.API.INFO",
 		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_apiops-worker.>"}},
 	}
 }
 
@@ -127,6 +127,7 @@ func TestAuthWorkerBinaryRunsAgainstAnAuthenticatedServerAndPicksUpARotatedToken
 		"NATS_URL":            srv.ClientURL(),
 		"NATS_USER":           "apiops-worker",
 		"NATS_PASSWORD":       workerPassword,
+		"NATS_INBOX_PREFIX":   "_INBOX_apiops-worker",
 		"APINIZER_URL":        sim.URL,
 		"APINIZER_TOKEN_FILE": tokenPath,
 		"METRICS_ADDR":        "127.0.0.1:0",

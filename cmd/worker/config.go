@@ -133,8 +133,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.nats.URL, "NATS_URL", "nats-url", natsconn.DefaultURL, "NATS server URL(s), comma-separated")
 	str(&c.nats.CredsFile, "NATS_CREDS", "nats-creds", "", "NATS .creds file")
 	str(&c.nats.User, "NATS_USER", "nats-user", "", "NATS user")
-	str(&c.nats.Password, "NATS_PASSWORD", "nats-password", "", "NATS password")
-	str(&c.nats.Token, "NATS_TOKEN", "nats-token", "", "NATS token")
+	// No flags for the password and the token: a flag would show in ps and
+	// in /debug/pprof/cmdline.
+	c.nats.Password = getenv("NATS_PASSWORD")
+	c.nats.Token = getenv("NATS_TOKEN")
+	str(&c.nats.InboxPrefix, "NATS_INBOX_PREFIX", "nats-inbox-prefix", "", "prefix of the worker's reply subjects, e.g. _INBOX_apiops-worker, so that its user may subscribe to its own replies only")
 	str(&c.nats.NKeySeedFile, "NATS_NKEY", "nats-nkey", "", "NATS NKey seed file")
 	str(&c.nats.TLSCAFile, "NATS_TLS_CA", "nats-tls-ca", "", "CA file to verify the NATS server")
 	str(&c.nats.TLSCertFile, "NATS_TLS_CERT", "nats-tls-cert", "", "client certificate file for NATS")
@@ -266,6 +269,7 @@ var natsVars = map[natsconn.Setting]string{
 	natsconn.SettingNKeySeedFile: "NATS_NKEY",
 	natsconn.SettingUser:         "NATS_USER",
 	natsconn.SettingToken:        "NATS_TOKEN",
+	natsconn.SettingInboxPrefix:  "NATS_INBOX_PREFIX",
 	natsconn.SettingTLSCAFile:    "NATS_TLS_CA",
 	natsconn.SettingTLSCertFile:  "NATS_TLS_CERT",
 }

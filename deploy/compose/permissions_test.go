@@ -31,15 +31,22 @@ import (
 	"github.com/apiops-worker/apiops-worker/worker"
 )
 
-// The users of nats-auth.conf, with the Compose passwords.
+// The users of nats-auth.conf. Each authenticates with the NKey seed of
+// secrets/nats-<user>.nk and receives replies on _INBOX_<user>.
 var (
-	workerUser   = account{"apiops-worker", "compose-worker-password"}
-	workerNPUser = account{"apiops-worker-np", "compose-worker-np-password"}
-	producerUser = account{"apiops-producer", "compose-producer-password"}
-	adminUser    = account{"apiops-admin", "compose-admin-password"}
+	workerUser    = account{"apiops-worker"}
+	workerNPUser  = account{"apiops-worker-np"}
+	producerUser  = account{"apiops-producer"}
+	teamAUser     = account{"apiops-producer-teama"}
+	observerUser  = account{"apiops-observer"}
+	operatorUser  = account{"apiops-operator"}
+	everyProducer = []account{producerUser, teamAUser, observerUser}
 )
 
-type account struct{ user, password string }
+type account struct{ user string }
+
+func (a account) seedFile() string    { return "secrets/nats-" + a.user + ".nk" }
+func (a account) inboxPrefix() string { return "_INBOX_" + a.user }
 
 const (
 	project  = "MyProject"
@@ -49,7 +56,7 @@ const (
 // TestShippedNATSUsersRunTheService starts nats-server from the shipped
 // nats.conf (with nats-auth.conf) and runs the service with its restricted
 // users: a real worker takes jobs as apiops-worker (provisioning at start-up)
-// or apiops-worker-np (--no-provision, topology provisioned by the admin), and
+// or apiops-worker-np (--no-provision, topology provisioned by the operator), and
 // a producer publishes jobs, reads their results from APIOPS_RESULTS and from
 // the ledger as apiops-producer. Every path that uses its own JetStream API
 // subject runs: a job applied, the circuit breaker pausing the consumer while
@@ -71,13 +78,13 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 			violations := &violationLog{}
 			topo := streams.Config{AckWait: 5 * time.Second, MaxDeliver: 5}.WithDefaults()
 
-			// The admin provisions, as an operator would with the nats CLI;
+			// The operator provisions, as with the nats CLI;
 			// a provisioning worker then creates-or-updates the same objects.
-			_, adminJS := connect(t, srv, adminUser, violations)
+			_, operatorJS := connect(t, srv, operatorUser, violations)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := streams.Provision(ctx, adminJS, topo); err != nil {
-				t.Fatalf("admin provisions: %v", err)
+			if err := streams.Provision(ctx, operatorJS, topo); err != nil {
+				t.Fatalf("operator provisions: %v", err)
 			}
 
 			sim := apinizertest.NewServer(apinizertest.Config{Token: simToken})
@@ -94,10 +101,7 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 			// Every result from the start: the stream is new, and an ordered
 			// consumer delivering only new results recreates itself at its
 			// first fetch, missing a result published before it.
-			results, err := prodJS.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
-			if err != nil {
-				t.Fatalf("producer watches results: %v", err)
-			}
+			results := watchResults(t, ctx, prodJS, "")
 
 			// 1. A job applied end to end.
 			publish(t, ctx, prodJS, "applied")
@@ -115,7 +119,7 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 			sim.Stop()
 			publish(t, ctx, prodJS, "during-outage")
 			poll.Until(t, 30*time.Second, "the breaker to pause the jobs consumer", func() bool {
-				info, err := adminConsumer(ctx, adminJS)
+				info, err := operatorConsumer(ctx, operatorJS)
 				return err == nil && info.Paused
 			})
 			if err := sim.Restart(); err != nil {
@@ -123,10 +127,10 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 			}
 			expectResult(t, ctx, results, "during-outage", jobs.StatusSucceeded)
 
-			// 3. A job the server gave up on: the admin holds the consumer
+			// 3. A job the server gave up on: the operator holds the consumer
 			// so that no worker takes the job, and publishes the advisory
 			// the server would publish after max deliveries.
-			if _, err := adminJS.PauseConsumer(ctx, streams.Jobs, streams.Consumer, time.Now().Add(time.Hour)); err != nil {
+			if _, err := operatorJS.PauseConsumer(ctx, streams.Jobs, streams.Consumer, time.Now().Add(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 			ack := publish(t, ctx, prodJS, "stranded")
@@ -134,18 +138,18 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 				"type": "io.nats.jetstream.advisory.v1.max_deliver", "stream": streams.Jobs, "consumer": streams.Consumer,
 				"stream_seq": ack.Sequence, "deliveries": topo.MaxDeliver,
 			})
-			if _, err := adminJS.Publish(ctx, streams.AdvisorySubjects[0], adv); err != nil {
+			if _, err := operatorJS.Publish(ctx, streams.AdvisorySubjects[0], adv); err != nil {
 				t.Fatal(err)
 			}
 			expectResult(t, ctx, results, "stranded", jobs.StatusFailed)
 			poll.Until(t, 10*time.Second, "the stranded job to leave the work queue and enter the dead-letter queue", func() bool {
-				jobsInfo, err1 := streamInfo(ctx, adminJS, streams.Jobs)
-				dlqInfo, err2 := streamInfo(ctx, adminJS, streams.DeadLetters)
+				jobsInfo, err1 := streamInfo(ctx, operatorJS, streams.Jobs)
+				dlqInfo, err2 := streamInfo(ctx, operatorJS, streams.DeadLetters)
 				return err1 == nil && err2 == nil && jobsInfo.State.Msgs == 0 && dlqInfo.State.Msgs == 1
 			})
 
 			// Still able to pull after the whole run.
-			if _, err := adminJS.ResumeConsumer(ctx, streams.Jobs, streams.Consumer); err != nil {
+			if _, err := operatorJS.ResumeConsumer(ctx, streams.Jobs, streams.Consumer); err != nil {
 				t.Fatal(err)
 			}
 			if v := violations.list(); len(v) > 0 {
@@ -156,15 +160,15 @@ func TestShippedNATSUsersRunTheService(t *testing.T) {
 }
 
 // TestUsersCannotStepOutsideTheirGrants checks the other side: a producer
-// cannot write the ledger or results, and a worker cannot touch other
-// streams or publish jobs.
+// cannot write the ledger or results, nor read dead letters; a worker cannot
+// touch other streams or publish jobs; the observer changes nothing.
 func TestUsersCannotStepOutsideTheirGrants(t *testing.T) {
 	t.Parallel()
 	srv := runShippedServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, adminJS := connect(t, srv, adminUser, &violationLog{})
-	if err := streams.Provision(ctx, adminJS, streams.Config{}.WithDefaults()); err != nil {
+	_, operatorJS := connect(t, srv, operatorUser, &violationLog{})
+	if err := streams.Provision(ctx, operatorJS, streams.Config{}.WithDefaults()); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -180,6 +184,16 @@ func TestUsersCannotStepOutsideTheirGrants(t *testing.T) {
 		{workerUser, "$JS.API.STREAM.PURGE.APIOPS_RESULTS"},
 		{workerNPUser, "$JS.API.STREAM.CREATE.APIOPS_JOBS"},
 		{workerNPUser, "$JS.API.CONSUMER.CREATE.APIOPS_JOBS.apiops-worker"},
+		{producerUser, "$JS.API.STREAM.MSG.GET.APIOPS_DLQ"},
+		{producerUser, "$JS.API.CONSUMER.DELETE.APIOPS_RESULTS.someone-elses"},
+		{teamAUser, "$JS.API.STREAM.MSG.GET.APIOPS_DLQ"},
+		{teamAUser, "$JS.API.DIRECT.GET.APIOPS_RESULTS"},
+		{teamAUser, "$KV.apiops_ledger.job.x"},
+		{observerUser, "apiops.key.delete"},
+		{observerUser, "apiops.key.delete.TeamA"},
+		{observerUser, "$JS.API.STREAM.MSG.GET.APIOPS_DLQ"},
+		{observerUser, "$JS.API.CONSUMER.CREATE.APIOPS_DLQ.reader"},
+		{observerUser, "$KV.apiops_ledger.job.x"},
 	} {
 		t.Run(tc.who.user+" may not publish to "+tc.subject, func(t *testing.T) {
 			v := &violationLog{}
@@ -200,7 +214,7 @@ func runShippedServer(t *testing.T) *server.Server {
 	if err != nil {
 		t.Fatalf("load nats.conf: %v", err)
 	}
-	if len(opts.Users) == 0 {
+	if len(opts.Users)+len(opts.Nkeys) == 0 {
 		t.Fatal("nats.conf defines no users")
 	}
 	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
@@ -238,7 +252,11 @@ func (v *violationLog) list() []string {
 
 func connect(t *testing.T, srv *server.Server, a account, v *violationLog) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(a.user, a.password),
+	seed, err := nats.NkeyOptionFromSeed(a.seedFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), seed, nats.CustomInboxPrefix(a.inboxPrefix()),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 				v.add(a.user, err)
@@ -312,12 +330,34 @@ func publish(t *testing.T, ctx context.Context, js jetstream.JetStream, key stri
 	return ack
 }
 
-func expectResult(t *testing.T, ctx context.Context, results jetstream.Consumer, jobID string, want jobs.Status) {
+// watchResults opens an ordered consumer on the results (those on filter,
+// if one is given) and iterates over it. Messages, not Next: an ordered
+// consumer's Next replaces the consumer at each call and deletes the old
+// one, which no producer may do.
+func watchResults(t *testing.T, ctx context.Context, js jetstream.JetStream, filter string) jetstream.MessagesContext {
+	t.Helper()
+	var cfg jetstream.OrderedConsumerConfig
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	cons, err := js.OrderedConsumer(ctx, streams.Results, cfg)
+	if err != nil {
+		t.Fatalf("watch results: %v", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		t.Fatalf("watch results: %v", err)
+	}
+	t.Cleanup(it.Stop)
+	return it
+}
+
+func expectResult(t *testing.T, ctx context.Context, results jetstream.MessagesContext, jobID string, want jobs.Status) jobs.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		msg, err := results.Next(jetstream.FetchContext(ctx))
+		msg, err := results.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			t.Fatalf("result of %s: %v", jobID, err)
 		}
@@ -331,11 +371,11 @@ func expectResult(t *testing.T, ctx context.Context, results jetstream.Consumer,
 		if r.Status != want {
 			t.Fatalf("job %s: %s (%+v), want %s", jobID, r.Status, r.Error, want)
 		}
-		return
+		return r
 	}
 }
 
-func adminConsumer(ctx context.Context, js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
+func operatorConsumer(ctx context.Context, js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
 	c, err := js.Consumer(ctx, streams.Jobs, streams.Consumer)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -68,6 +69,7 @@ type rendered struct {
 	podMonitors     []*monitoringv1.PodMonitor
 	rules           []*monitoringv1.PrometheusRule
 	scaledObjects   []*scaledObject
+	networkPolicies []*networkingv1.NetworkPolicy
 	all             []metav1.Object
 }
 
@@ -125,6 +127,8 @@ func kustomizeBuild(t *testing.T, dir string) *rendered {
 			obj = decodeInto(t, js, &r.rules)
 		case "keda.sh/v1alpha1 ScaledObject":
 			obj = decodeInto(t, js, &r.scaledObjects)
+		case "networking.k8s.io/v1 NetworkPolicy":
+			obj = decodeInto(t, js, &r.networkPolicies)
 		default:
 			t.Fatalf("%s: unexpected object %s", dir, gvk)
 		}
@@ -164,7 +168,8 @@ func one[T any](t *testing.T, list []T, what string) T {
 }
 
 // workerEnv lists the environment variables cmd/worker/config.go reads: the second
-// argument of its str/num/dur/boolean helpers and every getenv("...") call.
+// argument of its str/num/dur/boolean helpers, the third of its settingNum/settingDur
+// helpers (whose second is the component's field) and every getenv("...") call.
 func workerEnv(t *testing.T) map[string]bool {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), "../../cmd/worker/config.go", nil, 0)
@@ -185,6 +190,8 @@ func workerEnv(t *testing.T) map[string]bool {
 		switch fn.Name {
 		case "str", "num", "dur", "boolean":
 			arg = 1
+		case "settingNum", "settingDur":
+			arg = 2
 		case "getenv":
 			arg = 0
 		}
@@ -271,12 +278,14 @@ func TestKustomizeBuilds(t *testing.T) {
 						t.Errorf("env %s: cmd/worker/config.go reads no such variable", name)
 					}
 				}
-				for _, name := range []string{"NATS_URL", "APINIZER_URL", "APINIZER_TOKEN_FILE", "METRICS_ADDR", "WORKER_SHUTDOWN_GRACE", "NATS_USER", "NATS_PASSWORD"} {
+				// The NATS credential is the NKey seed file of the Secret (issue 22: not an
+				// environment variable), with the user's private inbox prefix.
+				for _, name := range []string{"NATS_URL", "APINIZER_URL", "APINIZER_TOKEN_FILE", "METRICS_ADDR", "WORKER_SHUTDOWN_GRACE", "NATS_NKEY", "NATS_INBOX_PREFIX"} {
 					if _, ok := env[name]; !ok {
 						t.Errorf("env %s missing", name)
 					}
 				}
-				for _, name := range []string{"APINIZER_ALLOW_INSECURE_HTTP", "APINIZER_TOKEN", "WORKER_DEV", "WORKER_DEV_SAMPLES", "WORKER_DEV_DATA_DIR"} {
+				for _, name := range []string{"APINIZER_ALLOW_INSECURE_HTTP", "APINIZER_TOKEN", "WORKER_DEV", "WORKER_DEV_SAMPLES", "WORKER_DEV_DATA_DIR", "NATS_PASSWORD", "NATS_TOKEN"} {
 					if v, ok := env[name]; ok {
 						t.Errorf("env %s=%q: never on Kubernetes", name, v)
 					}
