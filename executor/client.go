@@ -104,6 +104,10 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 	if err != nil {
 		return Response{}, err
 	}
+	extra, err := extraHeader(call.Header)
+	if err != nil {
+		return Response{}, err
+	}
 	start := time.Now()
 	bo := c.retry.NewBackOff()
 	// mayHaveApplied records that an earlier attempt of this job may have
@@ -129,12 +133,12 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 				return Response{Status: jobs.StatusSucceeded, Attempts: resp.Attempts, AlreadyApplied: true}, nil
 			}
 		}
-		token, err := c.creds.token(ctx)
+		token, err := c.token(ctx)
 		if err != nil {
-			return resp, tokenError(err)
+			return resp, err
 		}
 		resp.Attempts++
-		out, _, err := c.attempt(ctx, req, token, call.Header)
+		out, _, err := c.attempt(ctx, req, token, extra)
 		if err == nil {
 			out.Attempts = resp.Attempts
 			return out, nil
@@ -190,9 +194,9 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 func (c *Client) read(ctx context.Context, req *request, bo backoff.BackOff) ([]byte, error) {
 	renewed := false
 	for {
-		token, err := c.creds.token(ctx)
+		token, err := c.token(ctx)
 		if err != nil {
-			return nil, tokenError(err)
+			return nil, err
 		}
 		_, body, err := c.attempt(ctx, req, token, nil)
 		if err == nil {
@@ -217,6 +221,19 @@ func (c *Client) read(ctx context.Context, req *request, bo backoff.BackOff) ([]
 			return nil, fmt.Errorf("executor: %w: %w", err, ErrRetryable)
 		}
 	}
+}
+
+// token returns the token for the next attempt, checked before the attempt
+// is counted: one the Authorization header cannot carry is errBadToken.
+func (c *Client) token(ctx context.Context) (string, error) {
+	token, err := c.creds.token(ctx)
+	if err != nil {
+		return "", tokenError(err)
+	}
+	if !validHeaderValue(token) {
+		return "", errBadToken
+	}
+	return token, nil
 }
 
 // attempt makes one HTTP attempt, bounded by the attempt timeout, and reads

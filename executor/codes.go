@@ -32,6 +32,9 @@ const (
 	CodeBadRequest = "bad_request"
 	// CodeInvalidResponse: a 2xx answer that cannot be understood.
 	CodeInvalidResponse = "invalid_response"
+	// CodeInvalidRequest: the job cannot be sent as an HTTP request (a
+	// *RequestError); nothing reached Apinizer.
+	CodeInvalidRequest = "invalid_request"
 )
 
 // ErrUnauthorized matches every error saying that Apinizer rejected the
