@@ -140,6 +140,7 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 		out, _, err := c.attempt(ctx, req, token, extra)
 		if err == nil {
 			out.Attempts = resp.Attempts
+			scope(out.Deployment, job)
 			return out, nil
 		}
 		if ctx.Err() != nil {
