@@ -151,7 +151,8 @@ func scope(d *jobs.DeploymentResult, job jobs.Job) {
 		kept = append(kept, e)
 	}
 	if dropped := len(d.EnvironmentResults) - len(kept); dropped > 0 {
-		d.Message += fmt.Sprintf(" [%d results for environments the job did not name dropped, %d of them failed]", dropped, failed)
+		note := fmt.Sprintf(" [%d results for environments the job did not name dropped, %d of them failed]", dropped, failed)
+		d.Message = jobs.Cut(d.Message, jobs.MaxMessageSize-len(note)) + note
 	}
 	clear(d.EnvironmentResults[len(kept):])
 	d.EnvironmentResults = kept

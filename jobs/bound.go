@@ -88,7 +88,8 @@ cutting:
 		}
 	}
 	if d != nil && omittedEnvs+omittedPods > 0 {
-		d.Message += fmt.Sprintf(" [%d environment and %d pod results omitted]", omittedEnvs, omittedPods)
+		note := fmt.Sprintf(" [%d environment and %d pod results omitted]", omittedEnvs, omittedPods)
+		d.Message = Cut(d.Message, MaxMessageSize-len(note)) + note
 	}
 	return r
 }
