@@ -166,6 +166,19 @@ func (t *tokenCache) fetch(ctx context.Context) (*oauth2.Token, error) {
 	return nil, &TransportError{Err: err}
 }
 
+// token returns the token for the next attempt, checked before the attempt
+// is counted: one the Authorization header cannot carry is errBadToken.
+func (c *Client) token(ctx context.Context) (string, error) {
+	token, err := c.creds.token(ctx)
+	if err != nil {
+		return "", tokenError(err)
+	}
+	if !validHeaderValue(token) {
+		return "", errBadToken
+	}
+	return token, nil
+}
+
 // tokenError classifies a failure to get a token: the credentials' fault
 // (ErrUnauthorized) or a failure that may pass (ErrRetryable), never the
 // job's.

@@ -223,19 +223,6 @@ func (c *Client) read(ctx context.Context, req *request, bo backoff.BackOff) ([]
 	}
 }
 
-// token returns the token for the next attempt, checked before the attempt
-// is counted: one the Authorization header cannot carry is errBadToken.
-func (c *Client) token(ctx context.Context) (string, error) {
-	token, err := c.creds.token(ctx)
-	if err != nil {
-		return "", tokenError(err)
-	}
-	if !validHeaderValue(token) {
-		return "", errBadToken
-	}
-	return token, nil
-}
-
 // attempt makes one HTTP attempt, bounded by the attempt timeout, and reads
 // and closes the whole response so the connection can be reused. It returns
 // the parsed answer and, for a success, the body.
