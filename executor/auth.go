@@ -44,6 +44,9 @@ type credentials interface {
 	// reject drops a token Apinizer refused with 401 and reports whether
 	// asking again may give a different one worth one more attempt.
 	reject(token string) bool
+	// secrets lists what must never leave the executor in clear after an
+	// attempt made with token: the token, and the client secret.
+	secrets(token string) []string
 }
 
 // personalToken is a personal API access token, read before every attempt
@@ -55,6 +58,8 @@ func (p personalToken) token(context.Context) (string, error) { return p() }
 // reject cannot help: the same function returns the same token until the
 // operator replaces it, which the next attempt picks up by itself.
 func (p personalToken) reject(string) bool { return false }
+
+func (p personalToken) secrets(token string) []string { return []string{token} }
 
 // tokenCache holds the client-credentials token. Fetching goes through
 // x/oauth2's clientcredentials flow; the cache is ours because oauth2's
@@ -68,6 +73,9 @@ type tokenCache struct {
 	mu      sync.Mutex // held during a fetch, so concurrent callers share one
 	tok     *oauth2.Token
 	renewAt time.Time
+	// secret is the client secret last sent, kept to be taken out of
+	// answers that echo it.
+	secret string
 }
 
 // token returns the cached token, fetching a new one when there is none or
@@ -95,6 +103,12 @@ func (t *tokenCache) reject(token string) bool {
 	return true
 }
 
+func (t *tokenCache) secrets(token string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return []string{token, t.secret}
+}
+
 // renewal is when tok is replaced: RenewBefore (or a quarter of its
 // lifetime, at most a minute) before it expires; never for a token without
 // expiry.
@@ -118,6 +132,8 @@ func (t *tokenCache) fetch(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil {
 		return nil, &TransportError{Err: fmt.Errorf("reading the client secret: %w", err)}
 	}
+	t.secret = secret
+	red := newRedactor(secret)
 	cc := clientcredentials.Config{
 		ClientID:     t.cfg.ClientID,
 		ClientSecret: secret,
@@ -135,16 +151,32 @@ func (t *tokenCache) fetch(ctx context.Context) (*oauth2.Token, error) {
 	case errors.As(err, &re) && re.Response != nil &&
 		(re.Response.StatusCode == http.StatusUnauthorized || re.Response.StatusCode == http.StatusBadRequest):
 		msg := re.ErrorDescription
-		if b, ok := decodeBody(re.Body); ok && msg == "" {
+		if b, ok := decodeBody(red.body(re.Body)); ok && msg == "" {
 			msg = b.message()
 		}
-		return nil, &TokenError{StatusCode: re.Response.StatusCode, Message: sanitize(msg, maxExcerptBytes)}
+		return nil, &TokenError{StatusCode: re.Response.StatusCode, Message: red.text(sanitize(red.text(msg), maxExcerptBytes))}
 	case errors.As(err, &re) && re.Response != nil:
 		return nil, &TransportError{Err: fmt.Errorf("token endpoint answered %d", re.Response.StatusCode)}
 	}
-	// x/oauth2's errors name the URL and at most the server's answer,
-	// never the secret.
+	// x/oauth2's errors name the URL and at most a piece of the server's
+	// answer, which could echo the secret.
+	if text := err.Error(); red.text(text) != text {
+		err = errors.New(red.text(text))
+	}
 	return nil, &TransportError{Err: err}
+}
+
+// token returns the token for the next attempt, checked before the attempt
+// is counted: one the Authorization header cannot carry is errBadToken.
+func (c *Client) token(ctx context.Context) (string, error) {
+	token, err := c.creds.token(ctx)
+	if err != nil {
+		return "", tokenError(err)
+	}
+	if !validHeaderValue(token) {
+		return "", errBadToken
+	}
+	return token, nil
 }
 
 // tokenError classifies a failure to get a token: the credentials' fault

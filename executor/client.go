@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +94,10 @@ func (c *Client) send(ctx context.Context, job jobs.Job, call Call) (Response, e
 	if err != nil {
 		return Response{}, err
 	}
+	extra, err := extraHeader(call.Header)
+	if err != nil {
+		return Response{}, err
+	}
 	start := time.Now()
 	bo := c.retry.NewBackOff()
 	// mayHaveApplied records that an earlier attempt of this job may have
@@ -120,14 +123,15 @@ func (c *Client) send(ctx context.Context, job jobs.Job, call Call) (Response, e
 				return Response{Status: jobs.StatusSucceeded, Attempts: resp.Attempts, AlreadyApplied: true}, nil
 			}
 		}
-		token, err := c.creds.token(ctx)
+		token, err := c.token(ctx)
 		if err != nil {
-			return resp, tokenError(err)
+			return resp, err
 		}
 		resp.Attempts++
-		out, _, err := c.attempt(ctx, req, token, call.Header)
+		out, _, err := c.attempt(ctx, req, token, extra)
 		if err == nil {
 			out.Attempts = resp.Attempts
+			scope(out.Deployment, job)
 			return out, nil
 		}
 		if ctx.Err() != nil {
@@ -181,9 +185,9 @@ func (c *Client) send(ctx context.Context, job jobs.Job, call Call) (Response, e
 func (c *Client) read(ctx context.Context, req *request, bo backoff.BackOff) ([]byte, error) {
 	renewed := false
 	for {
-		token, err := c.creds.token(ctx)
+		token, err := c.token(ctx)
 		if err != nil {
-			return nil, tokenError(err)
+			return nil, err
 		}
 		_, body, err := c.attempt(ctx, req, token, nil)
 		if err == nil {
@@ -234,13 +238,19 @@ func (c *Client) attempt(ctx context.Context, r *request, token string, header h
 	if err != nil {
 		return Response{}, nil, &TransportError{Err: fmt.Errorf("reading %d response: %w", res.StatusCode, err)}
 	}
+	// An answer that echoes the request (a proxy's error page, a 2xx
+	// message quoting the Authorization header) must not put a secret
+	// into a result, a ledger record, a dead letter, a log line or a
+	// metric label: the body is redacted before it is read, so that no
+	// field and no cut-off excerpt can hold one, and the strings read
+	// from it once more after sanitize.
+	red := newRedactor(c.creds.secrets(token)...)
+	body = red.body(body)
 	out, err := parseResponse(res.StatusCode, res.Header, body)
-	if err != nil && token != "" && bytes.Contains(body, []byte(token)) {
-		// A proxy that echoes the request must not put the token into an
-		// error that ends up in results, dead letters and logs: the error
-		// is read again from the body with the token taken out, so no
-		// field and no cut-off excerpt can hold it.
-		out, err = parseResponse(res.StatusCode, res.Header, bytes.ReplaceAll(body, []byte(token), []byte("REDACTED")))
+	red.response(&out)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		red.apiError(apiErr)
 	}
 	if err != nil {
 		return out, nil, err

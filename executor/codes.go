@@ -39,6 +39,9 @@ const (
 	// project does not have; nothing was written. The worker's own
 	// refusal.
 	CodeUnknownEnvironment = "unknown_environment"
+	// CodeInvalidRequest: the job cannot be sent as an HTTP request (a
+	// *RequestError); nothing reached Apinizer.
+	CodeInvalidRequest = "invalid_request"
 )
 
 // ErrUnauthorized matches every error saying that Apinizer rejected the

@@ -1,7 +1,9 @@
 package executor
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -64,7 +66,7 @@ func (d *apiDeployment) fold() *jobs.DeploymentResult {
 	for _, p := range pods {
 		entries = append(entries, foldEntry{env: p.EnvName, detail: p.Detail, success: p.Success, pod: &jobs.PodResult{
 			PodName: sanitize(p.PodName, maxCodeBytes), PodIP: sanitize(p.PodIP, maxCodeBytes), Success: p.Success,
-			Detail: sanitize(p.Detail, maxBodyBytes), ResponseTime: millis(p.ResponseTime),
+			Detail: clip(p.Detail), ResponseTime: millis(p.ResponseTime),
 		}})
 	}
 
@@ -74,7 +76,7 @@ func (d *apiDeployment) fold() *jobs.DeploymentResult {
 	}
 	out := &jobs.DeploymentResult{
 		Success:            overall,
-		Message:            sanitize(message, maxBodyBytes),
+		Message:            clip(message),
 		EnvironmentResults: []jobs.EnvironmentResult{},
 		ResponseTime:       millis(d.ResponseTime),
 	}
@@ -86,15 +88,15 @@ func (d *apiDeployment) fold() *jobs.DeploymentResult {
 			i = len(out.EnvironmentResults)
 			index[e.env] = i
 			out.EnvironmentResults = append(out.EnvironmentResults, jobs.EnvironmentResult{
-				EnvironmentName: e.env, Success: true, Message: sanitize(e.detail, maxBodyBytes),
+				EnvironmentName: e.env, Success: true, Message: clip(e.detail),
 			})
 		}
 		env := &out.EnvironmentResults[i]
-		if e.pod != nil {
+		if e.pod != nil && len(env.Pods) < maxPods {
 			env.Pods = append(env.Pods, *e.pod)
 		}
 		if env.Message == "" {
-			env.Message = sanitize(e.detail, maxBodyBytes)
+			env.Message = clip(e.detail)
 		}
 		if e.success {
 			continue
@@ -108,12 +110,64 @@ func (d *apiDeployment) fold() *jobs.DeploymentResult {
 		if failures == nil {
 			failures = map[string][]string{}
 		}
-		failures[e.env] = append(failures[e.env], sanitize(detail, maxBodyBytes))
+		failures[e.env] = append(failures[e.env], clip(detail))
 	}
 	for env, details := range failures {
-		out.EnvironmentResults[index[env]].Message = strings.Join(details, "; ")
+		out.EnvironmentResults[index[env]].Message = clip(strings.Join(details, "; "))
 	}
 	return out
+}
+
+// maxPods bounds the pods kept per environment: a gateway with more is
+// summed up by its environment's success and message.
+const maxPods = 64
+
+// scope keeps the environments of d that job names, in Apinizer's order:
+// an environment Apinizer reports that the job did not ask for is dropped,
+// so that no name Apinizer makes up becomes a metric label or fills a
+// result. A job without an environment list (the deletes, which undeploy
+// wherever the resource was) keeps at most jobs.MaxEnvironments, with names
+// cut to jobs.MaxNameSize. What was dropped is counted in d's message; d's
+// verdict is left as Apinizer gave it, so a failure in a dropped
+// environment still makes the job partial, and the message says why.
+func scope(d *jobs.DeploymentResult, job jobs.Job) {
+	if d == nil {
+		return
+	}
+	asked, ok := environments(job)
+	kept := d.EnvironmentResults[:0]
+	failed := 0
+	for _, e := range d.EnvironmentResults {
+		switch {
+		case ok && !slices.Contains(asked, e.EnvironmentName),
+			!ok && len(kept) == jobs.MaxEnvironments:
+			if !e.Success {
+				failed++
+			}
+			continue
+		case !ok:
+			e.EnvironmentName = jobs.Cut(sanitize(e.EnvironmentName, maxBodyBytes), jobs.MaxNameSize)
+		}
+		kept = append(kept, e)
+	}
+	if dropped := len(d.EnvironmentResults) - len(kept); dropped > 0 {
+		note := fmt.Sprintf(" [%d results for environments the job did not name dropped, %d of them failed]", dropped, failed)
+		d.Message = jobs.Cut(d.Message, jobs.MaxMessageSize-len(note)) + note
+	}
+	clear(d.EnvironmentResults[len(kept):])
+	d.EnvironmentResults = kept
+}
+
+// environments returns the environments job names, and false for a job
+// that names none.
+func environments(job jobs.Job) ([]string, bool) {
+	switch j := job.(type) {
+	case *jobs.CertificateUpdate:
+		return j.EnvironmentList, true
+	case *jobs.CertificateCreate:
+		return j.EnvironmentList, true
+	}
+	return nil, false
 }
 
 // foldEntry is one environment's or pod's report, before grouping.

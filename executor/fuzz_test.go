@@ -151,6 +151,24 @@ func checkParseSuccess(t *testing.T, status int, resp Response) {
 		// not by maxBodyBytes.
 		checkPrintable(t, "environment message", e.Message, 4*maxBodyBytes)
 	}
+	checkMessagesCut(t, d)
+}
+
+// checkMessagesCut fails if a message of d is longer than a result keeps.
+func checkMessagesCut(t *testing.T, d *jobs.DeploymentResult) {
+	t.Helper()
+	texts := []string{d.Message}
+	for _, e := range d.EnvironmentResults {
+		texts = append(texts, e.Message)
+		for _, p := range e.Pods {
+			texts = append(texts, p.Detail)
+		}
+	}
+	for _, m := range texts {
+		if len(m) > jobs.MaxMessageSize {
+			t.Fatalf("a message of %d bytes, more than jobs.MaxMessageSize", len(m))
+		}
+	}
 }
 
 func checkParseError(t *testing.T, status int, resp Response, err error) {

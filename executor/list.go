@@ -135,7 +135,7 @@ func (a *apiCertificate) environments() []CertificateEnvironment {
 		}
 		env := CertificateEnvironment{
 			EnvironmentName: sanitize(e.EnvironmentName, maxCodeBytes), SHA1Thumbprint: thumb,
-			SubjectDN: sanitize(e.SubjectDN, maxBodyBytes), Alias: sanitize(e.Alias, maxBodyBytes),
+			SubjectDN: clip(e.SubjectDN), Alias: clip(e.Alias),
 			StartDate: sanitize(string(e.StartDate), maxCodeBytes), EndDate: sanitize(string(e.EndDate), maxCodeBytes),
 			NotBefore: parseDate(string(e.StartDate)), NotAfter: parseDate(string(e.EndDate)),
 		}

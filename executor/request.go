@@ -155,7 +155,7 @@ func checkParam(name, value string) error {
 		bad = "contains a control character"
 	}
 	if bad != "" {
-		return fmt.Errorf("executor: path parameter %s %q %s: %w", name, value, bad, ErrPermanent)
+		return &RequestError{Err: fmt.Errorf("path parameter %s %q %s", name, value, bad)}
 	}
 	return nil
 }
@@ -210,8 +210,9 @@ func certificateForm(name string, f jobs.CertificateFields) (body []byte, conten
 
 // newHTTPRequest makes the request of one attempt, with a fresh body reader
 // (http.NewRequestWithContext sets ContentLength and GetBody for it) and the
-// headers: the caller's first, then the ones the call depends on, so that
-// extra headers cannot replace the token or the content type.
+// headers: the caller's first (checked by extraHeader), then the ones the
+// call depends on, so that extra headers cannot replace the token or the
+// content type.
 func (r *request) newHTTPRequest(ctx context.Context, token string, extra http.Header) (*http.Request, error) {
 	var body io.Reader
 	if r.body != nil {
@@ -219,7 +220,7 @@ func (r *request) newHTTPRequest(ctx context.Context, token string, extra http.H
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
 	if err != nil {
-		return nil, fmt.Errorf("executor: building request: %w: %w", err, ErrPermanent)
+		return nil, &RequestError{Err: err}
 	}
 	for k, vs := range extra {
 		for _, v := range vs {

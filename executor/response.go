@@ -83,14 +83,20 @@ func decodeBody(body []byte) (apiBody, bool) {
 func (b *apiBody) message() string {
 	for _, m := range []string{b.ErrorDescription, b.ResultMessage, b.Message} {
 		if m != "" {
-			return sanitize(m, maxBodyBytes)
+			return clip(m)
 		}
 	}
 	if b.DeploymentResult != nil {
-		return sanitize(b.DeploymentResult.Message, maxBodyBytes)
+		return clip(b.DeploymentResult.Message)
 	}
 	return ""
 }
+
+// clip is one of Apinizer's messages as a result keeps it: sanitized and
+// cut to jobs.MaxMessageSize, marked when cut. A message can be as long as
+// the body, and a result longer than NATS allows would fail on every
+// delivery after the change was made.
+func clip(m string) string { return jobs.Cut(sanitize(m, maxBodyBytes), jobs.MaxMessageSize) }
 
 // parseError builds the APIError for a non-2xx response. Apinizer's JSON
 // bodies give the code and message; anything else (an HTML page from a

@@ -63,6 +63,10 @@ func newBreaker(threshold int, log *slog.Logger, m *metrics.Metrics) *breaker {
 
 // observe feeds the outcome of an Apinizer call to the breaker.
 func (b *breaker) observe(err error) {
+	var reqErr *executor.RequestError
+	if errors.As(err, &reqErr) {
+		return // nothing was sent: it says nothing about Apinizer
+	}
 	if isOutage(err) {
 		b.failure(err)
 	} else if err == nil || errors.Is(err, executor.ErrPermanent) || errors.Is(err, executor.ErrRetryable) {

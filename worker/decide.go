@@ -172,6 +172,7 @@ func resultError(err error) *jobs.ResultError {
 	var (
 		apiErr *executor.APIError
 		trErr  *executor.TransportError
+		reqErr *executor.RequestError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -179,6 +180,8 @@ func resultError(err error) *jobs.ResultError {
 			Code: apiErr.StableCode(), ApinizerError: apiErr.Code, Message: apiErr.Message,
 			HTTPStatus: apiErr.StatusCode, Retryable: errors.Is(err, executor.ErrRetryable),
 		}
+	case errors.As(err, &reqErr):
+		return &jobs.ResultError{Code: reqErr.Code(), Message: reqErr.Error()}
 	case errors.As(err, &trErr):
 		return &jobs.ResultError{Code: codeUnreachable, Message: trErr.Error(), Retryable: true}
 	default:

@@ -62,13 +62,18 @@ func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
 		Live:             o.live,
 		Error:            o.err,
 		SupersededBy:     o.supersededBy,
-		ReplayOf:         j.header.Get(dlq.ReplayOfHeader),
+	}
+	// Only a job id is echoed: the header is the producer's to write.
+	if id, ok := jobs.ParseReplayOf(j.header.Get(dlq.ReplayOfHeader)); ok {
+		r.ReplayOf = id
 	}
 	if j.job != nil {
 		res := j.job.Resource()
 		r.ProjectName, r.ResourceName = res.Project, res.Name
 	}
-	return r
+	// The result is published, kept in the ledger and in dead letters: an
+	// oversize one would fail on every delivery, after the change was made.
+	return jobs.Bound(r, jobs.MaxResultSize)
 }
 
 // deadLetter builds the job's dead-letter record, carrying the error and

@@ -13,6 +13,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/tracecontext"
 )
 
 // settleTimeout bounds the NATS and ledger calls that settle a delivery, so
@@ -132,7 +133,7 @@ func (w *Worker) publishResult(ctx context.Context, j *jobRef, r jobs.Result) er
 	msg := nats.NewMsg(jobs.ResultSubject(j.subject))
 	msg.Data = data
 	msg.Header.Set(nats.MsgIdHdr, jobs.ResultMsgID(r.JobID))
-	if tp := j.header.Get(traceHeader); tp != "" {
+	if tp, ok := tracecontext.Parse(j.header.Get(traceHeader)); ok {
 		msg.Header.Set(traceHeader, tp)
 	}
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {

@@ -10,9 +10,9 @@ import (
 )
 
 // Fault is a scripted misbehaviour for the requests it matches. A fault
-// either only delays (Delay, or HoldAnswer, after which the request is
-// answered normally) or ends the request in one way: Reply, Hang, Drop or
-// LoseAnswer, after the optional Delay.
+// either only delays or alters the answer (Delay, HoldAnswer, Message, after
+// which the request is answered by the simulator) or ends the request in
+// one way: Reply, Hang, Drop or LoseAnswer, after the optional Delay.
 type Fault struct {
 	// Method and PathPrefix (of the escaped path) select requests; empty
 	// matches any. Match, if set, must also accept the request; it runs
@@ -41,6 +41,11 @@ type Fault struct {
 	// accept) and then closes the connection without answering: the lost
 	// answer a retry has to end as the truth.
 	LoseAnswer bool
+	// Message lets the request through as usual (the change is applied if
+	// Apinizer would accept it) and puts this text in its answer: as the
+	// deployment message of a success, as the error message of a refusal.
+	// It is for an Apinizer that echoes a huge or hostile text.
+	Message string
 }
 
 // Reply is a canned response.
@@ -119,8 +124,9 @@ func (s *Simulator) AddFault(f Fault) {
 			ends++
 		}
 	}
-	if ends > 1 || (ends == 0 && f.Delay <= 0 && f.HoldAnswer <= 0) || (ends == 1 && f.HoldAnswer > 0) {
-		panic("apinizertest: a Fault must Delay or HoldAnswer, or end the request with exactly one of Reply, Hang, Drop and LoseAnswer")
+	alters := f.HoldAnswer > 0 || f.Message != ""
+	if ends > 1 || (ends == 0 && f.Delay <= 0 && !alters) || (ends == 1 && alters) {
+		panic("apinizertest: a Fault must Delay, HoldAnswer or set a Message, or end the request with exactly one of Reply, Hang, Drop and LoseAnswer")
 	}
 	left := f.Times
 	if left <= 0 {
@@ -146,6 +152,7 @@ type outcome struct {
 	reply      *Reply
 	hang, drop bool
 	loseAnswer bool
+	message    string
 }
 
 // takeFault consumes the faults that apply to r: every matching delay-only
@@ -162,6 +169,9 @@ func (s *Simulator) takeFault(r *http.Request) outcome {
 		}
 		out.delay += f.Delay
 		out.holdAnswer += f.HoldAnswer
+		if f.Message != "" {
+			out.message = f.Message
+		}
 		if f.Reply != nil || f.Hang || f.Drop || f.LoseAnswer {
 			out.reply, out.hang, out.drop, out.loseAnswer = f.Reply, f.Hang, f.Drop, f.LoseAnswer
 			break
@@ -169,4 +179,25 @@ func (s *Simulator) takeFault(r *http.Request) outcome {
 	}
 	s.faults = slices.DeleteFunc(s.faults, func(f *activeFault) bool { return f.left == 0 })
 	return out
+}
+
+// withMessage puts message into an answer body: the deployment message of a
+// success, else the first error message field it has.
+func withMessage(body any, message string) any {
+	b, err := json.Marshal(body)
+	var m map[string]any
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return body
+	}
+	if d, ok := m["deploymentResult"].(map[string]any); ok {
+		d["message"] = message
+		return m
+	}
+	for _, k := range []string{"error_description", "resultMessage", "message"} {
+		if _, ok := m[k]; ok {
+			m[k] = message
+			return m
+		}
+	}
+	return m
 }

@@ -279,6 +279,9 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request, rec *Request, 
 	if f.loseAnswer {
 		return drop(w)
 	}
+	if f.message != "" {
+		body = withMessage(body, f.message)
+	}
 	if f.holdAnswer > 0 && !wait(r, f.holdAnswer) {
 		return 0
 	}
