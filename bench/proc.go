@@ -87,6 +87,7 @@ type proc struct {
 	cpuAtReady float64
 
 	metricsAddr   string
+	pprofAddr     string
 	maxGoroutines int
 	stopSampling  func()
 }
@@ -234,7 +235,7 @@ func (p *proc) sampleGoroutines(interval time.Duration) {
 // runs with WORKER_PPROF) to path.
 func (p *proc) cpuProfile(d time.Duration, path string) error {
 	client := &http.Client{Timeout: d + 10*time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.metricsAddr, int(d.Seconds())))
+	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprofAddr, int(d.Seconds())))
 	if err != nil {
 		return err
 	}

@@ -92,14 +92,18 @@ func (b *bench) startConsumer(s *stack, kind string, concurrency int, profile bo
 			"WORKER_CONCURRENCY=" + strconv.Itoa(concurrency),
 			"LOG_LEVEL=warn",
 		}
+		pprofAddr := ""
 		if profile {
-			env = append(env, "WORKER_PPROF=true")
+			if pprofAddr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			env = append(env, "WORKER_PPROF=true", "WORKER_PPROF_ADDR="+pprofAddr)
 		}
 		p, err := start(b.tmp, "worker", b.workerBin, env, io.Discard)
 		if err != nil {
 			return nil, err
 		}
-		p.metricsAddr = addr
+		p.metricsAddr, p.pprofAddr = addr, pprofAddr
 		if err := p.waitHTTPReady(20 * time.Second); err != nil {
 			p.kill()
 			return nil, err

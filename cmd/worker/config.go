@@ -64,6 +64,7 @@ type config struct {
 	logFormat string
 
 	pprof      bool
+	pprofAddr  string
 	dev        bool
 	devDataDir string
 	samples    bool
@@ -172,7 +173,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	dur(&c.lease, "WORKER_LEASE", "lease", time.Minute, "ledger lease of a claimed job")
 	str(&c.logLevel, "LOG_LEVEL", "log-level", "info", "debug, info, warn or error")
 	str(&c.logFormat, "LOG_FORMAT", "log-format", "", "json or text (default json; text with --dev)")
-	boolean(&c.pprof, "WORKER_PPROF", "pprof", false, "serve Go's profiles under /debug/pprof/ on the metrics address (keep that address private)")
+	boolean(&c.pprof, "WORKER_PPROF", "pprof", false, "serve Go's profiles under /debug/pprof/ on --pprof-addr")
+	str(&c.pprofAddr, "WORKER_PPROF_ADDR", "pprof-addr", "127.0.0.1:6060", "address of the profiles with --pprof: its own, never the metrics address, loopback unless you mean otherwise (profiles include the command line)")
 	boolean(&c.dev, "WORKER_DEV", "dev", false, "development setup: embedded NATS and the Apinizer simulator")
 	str(&c.devDataDir, "WORKER_DEV_DATA_DIR", "dev-data-dir", "", "with --dev, where the embedded NATS keeps its data (default a temporary directory)")
 	boolean(&c.samples, "WORKER_DEV_SAMPLES", "samples", false, "with --dev, publish one sample job of each kind and print the results")

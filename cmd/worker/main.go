@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		// A half-open connection still says connected: readiness asks the
 		// server for a round trip.
-		Handler: routes(reg, cfg.pprof, func() error {
+		Handler: routes(reg, func() error {
 			if !nc.IsConnected() {
 				return errors.New("NATS disconnected")
 			}
@@ -171,8 +171,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()
+	if cfg.pprof {
+		pln, err := net.Listen("tcp", cfg.pprofAddr)
+		if err != nil {
+			return fmt.Errorf("WORKER_PPROF_ADDR (--pprof-addr): %w", err)
+		}
+		psrv := &http.Server{Handler: profiles(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := psrv.Serve(pln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("profiles server stopped", "err", err)
+			}
+		}()
+		defer psrv.Close()
+		log.Info("serving Go's profiles", "pprof", "http://"+pln.Addr().String()+"/debug/pprof/")
+	}
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
-	log.Info("worker started", "owner", owner, "metrics", metricsURL, "concurrency", cfg.worker.Concurrency, "apinizer", cfg.apinizerURL)
+	log.Info("worker started", "owner", owner, "metrics", metricsURL, "readyz", "http://"+ln.Addr().String()+"/readyz", "concurrency", cfg.worker.Concurrency, "apinizer", cfg.apinizerURL)
 
 	var samples sync.WaitGroup
 	if dev != nil && cfg.samples {
@@ -200,6 +214,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runErr
 }
 
+// profiles serves Go's profiles. They include the process's command line
+// and let anyone who reaches them slow the worker down, so they have an
+// address of their own (loopback by default), never the metrics address,
+// which Prometheus and the NetworkPolicy's scrapers reach.
+func profiles() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
 // startInventory builds the certificate inventory when projects are named
 // (provisioning its stream and bucket when provisioning is on); nil when
 // the inventory is off.
@@ -225,15 +253,8 @@ func startInventory(ctx context.Context, cfg config, exec *executor.Client, js j
 // the process is alive, /readyz that it is connected and consuming (or, with
 // a 503, why not); with
 // withPprof also Go's profiles.
-func routes(reg *prometheus.Registry, withPprof bool, ready func() error) http.Handler {
+func routes(reg *prometheus.Registry, ready func() error) http.Handler {
 	mux := http.NewServeMux()
-	if withPprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
