@@ -72,7 +72,7 @@ func (c *Client) Execute(ctx context.Context, job jobs.Job, call Call) (Response
 
 // apply carries out a certificate.apply: a read, then at most one write.
 func (c *Client) apply(ctx context.Context, j *jobs.CertificateApply, call Call) (Response, error) {
-	want, err := Thumbprint(j.PEMEncodedFile)
+	want, err := jobs.Thumbprint(j.PEMEncodedFile)
 	if err != nil {
 		return Response{}, fmt.Errorf("executor: %w: %w", err, ErrPermanent)
 	}
@@ -129,7 +129,7 @@ func (c *Client) updatePrecondition(ctx context.Context, j *jobs.CertificateUpda
 	if perr == nil {
 		return Response{}, nil
 	}
-	if want, err := Thumbprint(j.PEMEncodedFile); err == nil && call.PriorAttempts > 0 && exists && serves(live, j.EnvironmentList, want) {
+	if want, err := jobs.Thumbprint(j.PEMEncodedFile); err == nil && call.PriorAttempts > 0 && exists && serves(live, j.EnvironmentList, want) {
 		return Response{Status: jobs.StatusSucceeded, AlreadyApplied: true, Live: liveIn(live, j.EnvironmentList)}, nil
 	}
 	return Response{}, perr
@@ -187,7 +187,7 @@ func (c *Client) readBack(ctx context.Context, project, name string, f jobs.Cert
 	if err != nil {
 		return resp, err
 	}
-	want, terr := Thumbprint(f.PEMEncodedFile)
+	want, terr := jobs.Thumbprint(f.PEMEncodedFile)
 	live, rerr := c.Certificate(ctx, project, name)
 	if terr != nil || rerr != nil {
 		return resp, nil

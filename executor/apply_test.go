@@ -40,7 +40,7 @@ func writes(sim *apinizertest.Server) map[string]int {
 
 func thumbprintOf(t *testing.T, pemText string) string {
 	t.Helper()
-	th, err := Thumbprint(pemText)
+	th, err := jobs.Thumbprint(pemText)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"strconv"
@@ -194,7 +193,7 @@ func contentCertificate(content string) *x509.Certificate {
 	if err != nil || len(raw) == 0 {
 		return nil
 	}
-	if der := firstCertificateBlock(string(raw)); der != nil {
+	if der := jobs.FirstCertificate(string(raw)); der != nil {
 		raw = der
 	}
 	x, err := x509.ParseCertificate(raw)
@@ -202,20 +201,4 @@ func contentCertificate(content string) *x509.Certificate {
 		return nil
 	}
 	return x
-}
-
-// firstCertificateBlock is the DER of the first CERTIFICATE block in
-// pemText, nil if there is none.
-func firstCertificateBlock(pemText string) []byte {
-	rest := []byte(pemText)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil
-		}
-		if block.Type == "CERTIFICATE" {
-			return block.Bytes
-		}
-	}
 }

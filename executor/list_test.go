@@ -12,6 +12,7 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
+	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
 func TestParseCertificatesAcceptsEveryDocumentedShape(t *testing.T) {
@@ -31,7 +32,7 @@ func TestParseCertificatesAcceptsEveryDocumentedShape(t *testing.T) {
 		return p
 	}
 	contentPEM := der(day("2026-01-02T00:00:00Z"), day("2027-01-02T00:00:00Z"))
-	contentThumb, err := Thumbprint(contentPEM)
+	contentThumb, err := jobs.Thumbprint(contentPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +163,8 @@ func TestListsReadTheSimulatorPerEnvironment(t *testing.T) {
 		if len(got) != 1 || got[0].Name != "my-certificate" || len(got[0].Environments) != 2 {
 			t.Fatalf("Certificates = %+v, want my-certificate in two environments", got)
 		}
-		prodThumb, _ := Thumbprint(b.pem)
-		soonThumb, _ := Thumbprint(soon)
+		prodThumb, _ := jobs.Thumbprint(b.pem)
+		soonThumb, _ := jobs.Thumbprint(soon)
 		byEnv := map[string]CertificateEnvironment{}
 		for _, e := range got[0].Environments {
 			byEnv[e.EnvironmentName] = e
@@ -197,7 +198,7 @@ func TestListsReadTheSimulatorPerEnvironment(t *testing.T) {
 // encodeFirstCertificate is base64EncodedContent for pemText: its DER.
 func encodeFirstCertificate(t *testing.T, pemText string) string {
 	t.Helper()
-	der := firstCertificateBlock(pemText)
+	der := jobs.FirstCertificate(pemText)
 	if der == nil {
 		t.Fatal("no certificate in PEM")
 	}

@@ -2,11 +2,8 @@ package executor
 
 import (
 	"context"
-	"crypto/sha1" //nolint:gosec // Apinizer identifies certificates by SHA-1 thumbprint.
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,7 +78,7 @@ func resourceNamed(kind jobs.Kind, message string) bool {
 // environment in envs serves the certificate pemText holds, and under alias
 // unless alias is empty or Apinizer reports none.
 func (c *Client) servesCertificate(ctx context.Context, project, name string, envs []string, pemText, alias string) (bool, error) {
-	want, err := Thumbprint(pemText)
+	want, err := jobs.Thumbprint(pemText)
 	if err != nil {
 		return false, fmt.Errorf("executor: %w: %w", err, ErrPermanent)
 	}
@@ -184,23 +181,6 @@ func parseCertificate(name string, body []byte) ([]CertificateEnvironment, error
 	return cert.environments(), nil
 }
 
-// Thumbprint is the SHA-1 thumbprint of the first CERTIFICATE block in
-// pemText, upper-case hex without separators, as Apinizer shows it.
-func Thumbprint(pemText string) (string, error) {
-	rest := []byte(pemText)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return "", errors.New("no CERTIFICATE block in the PEM text")
-		}
-		if block.Type == "CERTIFICATE" {
-			sum := sha1.Sum(block.Bytes) //nolint:gosec // a thumbprint, not a signature
-			return strings.ToUpper(hex.EncodeToString(sum[:])), nil
-		}
-	}
-}
-
 // normalizeThumbprint turns "a1:b2:…" or "a1 b2 …" into "A1B2…".
 func normalizeThumbprint(s string) string {
 	return strings.ToUpper(strings.NewReplacer(":", "", " ", "", "-", "").Replace(strings.TrimSpace(s)))
@@ -213,9 +193,8 @@ func contentThumbprint(content string) string {
 	if err != nil || len(raw) == 0 {
 		return ""
 	}
-	if t, err := Thumbprint(string(raw)); err == nil {
+	if t, err := jobs.Thumbprint(string(raw)); err == nil {
 		return t
 	}
-	sum := sha1.Sum(raw) //nolint:gosec // a thumbprint, not a signature
-	return strings.ToUpper(hex.EncodeToString(sum[:]))
+	return jobs.DERThumbprint(raw)
 }

@@ -177,7 +177,7 @@ func TestLostAnswerRefusalsThatStand(t *testing.T) {
 func TestCertificateReadsEveryDocumentedShape(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	want, err := Thumbprint(b.pem)
+	want, err := jobs.Thumbprint(b.pem)
 	if err != nil {
 		t.Fatal(err)
 	}

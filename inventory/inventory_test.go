@@ -21,6 +21,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/inventory"
+	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
 
@@ -75,7 +76,7 @@ func (b *bundle) deploy(t *testing.T, project, name, environment string, notBefo
 		t.Fatal(err)
 	}
 	b.sim.DeployCertificate(project, name, environment, pemText)
-	thumb, err := executor.Thumbprint(pemText)
+	thumb, err := jobs.Thumbprint(pemText)
 	if err != nil {
 		t.Fatal(err)
 	}

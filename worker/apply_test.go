@@ -170,7 +170,7 @@ func mapsEqual(a, b map[string]int) bool {
 
 func mustThumbprint(t *testing.T, pemText string) string {
 	t.Helper()
-	th, err := executor.Thumbprint(pemText)
+	th, err := jobs.Thumbprint(pemText)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
 // Bodies of the read-only calls, in the field order of Apinizer's pages.
@@ -97,7 +98,7 @@ func certificateBody(c *Certificate, content bool) certificate {
 // shows: the thumbprint, subject and dates computed from the certificate.
 func environmentEntry(pemText, alias string) certificateEnvironment {
 	e := certificateEnvironment{SHA1Thumbprint: thumbprint(pemText), Alias: alias}
-	if der := firstCertificate(pemText); der != nil {
+	if der := jobs.FirstCertificate(pemText); der != nil {
 		e.Base64EncodedContent = base64.StdEncoding.EncodeToString(der)
 		if x, err := x509.ParseCertificate(der); err == nil {
 			e.StartDate = x.NotBefore.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -127,28 +128,9 @@ func (s *Simulator) listProjects() (int, any) {
 	return http.StatusOK, out
 }
 
-// firstCertificate is the DER of the first CERTIFICATE block in pemText.
-func firstCertificate(pemText string) []byte {
-	rest := []byte(pemText)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil
-		}
-		if block.Type == "CERTIFICATE" {
-			return block.Bytes
-		}
-	}
-}
-
 // thumbprint is the SHA-1 thumbprint of the first certificate in pemText,
 // upper-case hex as Apinizer shows it; "" if there is none.
 func thumbprint(pemText string) string {
-	der := firstCertificate(pemText)
-	if der == nil {
-		return ""
-	}
-	sum := sha1.Sum(der) //nolint:gosec // a thumbprint, not a signature
-	return strings.ToUpper(hex.EncodeToString(sum[:]))
+	t, _ := jobs.Thumbprint(pemText)
+	return t
 }
