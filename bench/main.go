@@ -12,7 +12,8 @@
 //     then, with the worker running, a paced 1,000 jobs/s load for the
 //     publish-to-result p99;
 //  3. the worker at 100 ms simulator latency and concurrency 64, 256, 1024;
-//  4. enqueue publishing a 50,000-job NDJSON file.
+//  4. enqueue publishing a 50,000-job NDJSON file;
+//  5. the worker on certificate.apply jobs at 100 ms per call.
 package main
 
 import (
@@ -60,6 +61,8 @@ type options struct {
 	pacedRate     float64
 	pacedFor      time.Duration
 	enqueueJobs   int
+	applyJobs     int
+	applyConc     []int
 	out           string
 	timeout       time.Duration
 	// workerProfile, when set, is where the worker's CPU profile during the
@@ -81,29 +84,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.pacedRate, "paced-rate", 1000, "offered jobs/s of the paced run")
 	fs.DurationVar(&o.pacedFor, "paced-for", 5*time.Second, "length of the paced run")
 	fs.IntVar(&o.enqueueJobs, "enqueue-jobs", 50000, "jobs enqueue publishes")
+	fs.IntVar(&o.applyJobs, "apply-jobs", 5000, "certificate.apply jobs of scenario 5 (at -latency per call)")
+	applyConc := fs.String("apply-concurrency", "64,256", "worker concurrencies of scenario 5")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON report, relative to the module root")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "longest wait for one scenario's results")
 	fs.StringVar(&o.workerProfile, "worker-profile", "", "write the worker's CPU profile of the first worker burn-down that runs (scenario 2, or 3 with -only 3) to this file")
-	only := fs.String("only", "", "comma-separated scenarios to run (1, 1b, 2, 2b, 3, 4); default all")
+	only := fs.String("only", "", "comma-separated scenarios to run (1, 1b, 2, 2b, 3, 4, 5); default all")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, f := range strings.Split(*conc, ",") {
-		var c int
-		if _, err := fmt.Sscan(strings.TrimSpace(f), &c); err != nil || c < 1 || c > 4096 {
-			return fmt.Errorf("-latency-concurrency: %q is not 1 to 4096", f)
-		}
-		o.concurrencies = append(o.concurrencies, c)
+	var err error
+	if o.concurrencies, err = concurrencies("-latency-concurrency", *conc); err != nil {
+		return err
+	}
+	if o.applyConc, err = concurrencies("-apply-concurrency", *applyConc); err != nil {
+		return err
 	}
 
 	if *only != "" {
 		o.only = map[string]bool{}
 		for _, f := range strings.Split(*only, ",") {
 			switch f = strings.TrimSpace(f); f {
-			case "1", "1b", "2", "2b", "3", "4":
+			case "1", "1b", "2", "2b", "3", "4", "5":
 				o.only[f] = true
 			default:
-				return fmt.Errorf("-only: unknown scenario %q (want 1, 1b, 2, 2b, 3 or 4)", f)
+				return fmt.Errorf("-only: unknown scenario %q (want 1, 1b, 2, 2b, 3, 4 or 5)", f)
 			}
 		}
 	}
@@ -179,6 +184,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Enqueue, err = b.enqueue(ctx, o.enqueueJobs)
 		return err
 	}})
+	for _, c := range o.applyConc {
+		steps = append(steps, scenario{"5", fmt.Sprintf("5. worker, certificate.apply, %s per call, %d jobs, concurrency %d", o.latency, o.applyJobs, c), func() error {
+			r, err := b.applyBurnDown(ctx, o.applyJobs, c, o.latency)
+			rep.Apply = append(rep.Apply, r)
+			return err
+		}})
+	}
 	for _, s := range steps {
 		if o.only != nil && !o.only[s.id] {
 			continue
@@ -234,6 +246,7 @@ type report struct {
 	Paced                      paced      `json:"paced"`
 	Latency                    []burn     `json:"latency"`
 	Enqueue                    enqueueRun `json:"enqueue"`
+	Apply                      []burn     `json:"apply"`
 	Targets                    []target   `json:"targets"`
 }
 
@@ -282,6 +295,9 @@ func targets(r *report, o options) []target {
 			Figure: fmt.Sprintf("%.1f ms", r.Paced.P99Ms),
 		})
 	}
+	for _, a := range r.Apply {
+		ts = append(ts, applyTarget(a))
+	}
 	if r.Enqueue.Jobs > 0 {
 		ts = append(ts, target{
 			Name: "enqueue batch publishing", Value: r.Enqueue.JobsPerSec,
@@ -320,6 +336,9 @@ func printTable(w io.Writer, r *report) {
 	}
 	for _, l := range r.Latency {
 		row(fmt.Sprintf("3 worker, %.0f ms", l.LatencyMs), l, fmt.Sprintf("%.0f%% of ideal %.0f", 100*l.RatioToIdeal, l.IdealJobsPerSec))
+	}
+	for _, a := range r.Apply {
+		row(fmt.Sprintf("5 worker, apply, %.0f ms per call", a.LatencyMs), a, fmt.Sprintf("%.0f%% concurrency use, %.2f calls/job", 100*a.ConcurrencyUse, a.CallsPerJob))
 	}
 	if e := r.Enqueue; e.Jobs > 0 {
 		fmt.Fprintf(tw, "4 enqueue publish (%.1f MiB NDJSON)\t%d\t-\t%.0f\t-\t-\t-\t-\t-\t-\t%d stored\n", e.FileMiB, e.Jobs, e.JobsPerSec, e.Stored)
