@@ -294,16 +294,3 @@ func (b *bench) enqueue(ctx context.Context, n int) (enqueueRun, error) {
 	out.Stored = st.CachedInfo().State.Msgs
 	return out, nil
 }
-
-// limitedBuffer keeps the last 4 KiB written to it.
-type limitedBuffer struct{ b []byte }
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.b = append(l.b, p...)
-	if len(l.b) > 4096 {
-		l.b = l.b[len(l.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string { return string(l.b) }
