@@ -43,13 +43,14 @@ func runCertificates(ctx context.Context, args []string, getenv func(string) str
 	if fs.NArg() != 0 {
 		return fmt.Errorf("certificates expiring: unexpected argument %q", fs.Arg(0))
 	}
+	// One bound for connecting and reading: a listing has no reason to wait.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	snap, err := inventory.ReadSnapshot(ctx, js)
 	if err != nil {
 		return fmt.Errorf("certificates expiring: %w", err)
