@@ -12,7 +12,8 @@
 //     then, with the worker running, a paced 1,000 jobs/s load for the
 //     publish-to-result p99;
 //  3. the worker at 100 ms simulator latency and concurrency 64, 256, 1024;
-//  4. enqueue publishing a 50,000-job NDJSON file.
+//  4. enqueue publishing a 50,000-job NDJSON file;
+//  5. the worker on certificate.apply jobs at 100 ms per call.
 package main
 
 import (
@@ -29,7 +30,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/internal/gomod"
@@ -60,6 +60,8 @@ type options struct {
 	pacedRate     float64
 	pacedFor      time.Duration
 	enqueueJobs   int
+	applyJobs     int
+	applyConc     []int
 	out           string
 	timeout       time.Duration
 	// workerProfile, when set, is where the worker's CPU profile during the
@@ -81,29 +83,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.pacedRate, "paced-rate", 1000, "offered jobs/s of the paced run")
 	fs.DurationVar(&o.pacedFor, "paced-for", 5*time.Second, "length of the paced run")
 	fs.IntVar(&o.enqueueJobs, "enqueue-jobs", 50000, "jobs enqueue publishes")
+	fs.IntVar(&o.applyJobs, "apply-jobs", 5000, "certificate.apply jobs of scenario 5 (at -latency per call)")
+	applyConc := fs.String("apply-concurrency", "64,256", "worker concurrencies of scenario 5")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON report, relative to the module root")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "longest wait for one scenario's results")
 	fs.StringVar(&o.workerProfile, "worker-profile", "", "write the worker's CPU profile of the first worker burn-down that runs (scenario 2, or 3 with -only 3) to this file")
-	only := fs.String("only", "", "comma-separated scenarios to run (1, 1b, 2, 2b, 3, 4); default all")
+	only := fs.String("only", "", "comma-separated scenarios to run (1, 1b, 2, 2b, 3, 4, 5); default all")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, f := range strings.Split(*conc, ",") {
-		var c int
-		if _, err := fmt.Sscan(strings.TrimSpace(f), &c); err != nil || c < 1 || c > 4096 {
-			return fmt.Errorf("-latency-concurrency: %q is not 1 to 4096", f)
-		}
-		o.concurrencies = append(o.concurrencies, c)
+	var err error
+	if o.concurrencies, err = concurrencies("-latency-concurrency", *conc); err != nil {
+		return err
+	}
+	if o.applyConc, err = concurrencies("-apply-concurrency", *applyConc); err != nil {
+		return err
 	}
 
 	if *only != "" {
 		o.only = map[string]bool{}
 		for _, f := range strings.Split(*only, ",") {
 			switch f = strings.TrimSpace(f); f {
-			case "1", "1b", "2", "2b", "3", "4":
+			case "1", "1b", "2", "2b", "3", "4", "5":
 				o.only[f] = true
 			default:
-				return fmt.Errorf("-only: unknown scenario %q (want 1, 1b, 2, 2b, 3 or 4)", f)
+				return fmt.Errorf("-only: unknown scenario %q (want 1, 1b, 2, 2b, 3, 4 or 5)", f)
 			}
 		}
 	}
@@ -179,6 +183,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Enqueue, err = b.enqueue(ctx, o.enqueueJobs)
 		return err
 	}})
+	for _, c := range o.applyConc {
+		steps = append(steps, scenario{"5", fmt.Sprintf("5. worker, certificate.apply, %s per call, %d jobs, concurrency %d", o.latency, o.applyJobs, c), func() error {
+			r, err := b.applyBurnDown(ctx, o.applyJobs, c, o.latency)
+			rep.Apply = append(rep.Apply, r)
+			return err
+		}})
+	}
 	for _, s := range steps {
 		if o.only != nil && !o.only[s.id] {
 			continue
@@ -214,124 +225,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nwrote %s\n", path)
 	return nil
-}
-
-// report is the JSON written to bench/results/latest.json.
-type report struct {
-	Date       string `json:"date"`
-	GoVersion  string `json:"goVersion"`
-	CPUs       int    `json:"cpus"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-
-	Baseline burn `json:"baseline"`
-	// Ceiling is the baseline plus one HTTP call to the simulator per job:
-	// the most any worker that calls Apinizer can reach.
-	Ceiling                    burn       `json:"ceiling"`
-	CeilingRatioToBaseline     float64    `json:"ceilingRatioToBaseline"`
-	ZeroLatency                burn       `json:"zeroLatency"`
-	ZeroLatencyRatioToBaseline float64    `json:"zeroLatencyRatioToBaseline"`
-	ZeroLatencyRatioToCeiling  float64    `json:"zeroLatencyRatioToCeiling"`
-	Paced                      paced      `json:"paced"`
-	Latency                    []burn     `json:"latency"`
-	Enqueue                    enqueueRun `json:"enqueue"`
-	Targets                    []target   `json:"targets"`
-}
-
-// target is one of the issue's targets, met or not.
-type target struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Want   string  `json:"want"`
-	Met    bool    `json:"met"`
-	Figure string  `json:"figure"`
-}
-
-// targets lists the targets of the scenarios that ran.
-func targets(r *report, o options) []target {
-	var ts []target
-	if r.Baseline.Jobs > 0 && r.ZeroLatency.Jobs > 0 {
-		figure := fmt.Sprintf("%.0f%% (%.0f / %.0f jobs/s)", 100*r.ZeroLatencyRatioToBaseline, r.ZeroLatency.JobsPerSec, r.Baseline.JobsPerSec)
-		if r.Ceiling.Jobs > 0 {
-			figure += fmt.Sprintf("; ceiling %.0f%%", 100*r.CeilingRatioToBaseline)
-		}
-		ts = append(ts, target{
-			Name: "zero-latency throughput / baseline", Value: r.ZeroLatencyRatioToBaseline,
-			Want: ">= 0.40", Met: r.ZeroLatencyRatioToBaseline >= 0.40, Figure: figure,
-		})
-	}
-	for _, l := range r.Latency {
-		switch l.Concurrency {
-		case 256:
-			ts = append(ts, target{
-				Name: fmt.Sprintf("%.0f ms latency, concurrency 256: throughput / ideal", l.LatencyMs), Value: l.RatioToIdeal,
-				Want: ">= 0.90", Met: l.RatioToIdeal >= 0.90,
-				Figure: fmt.Sprintf("%.0f%% (%.0f / %.0f jobs/s)", 100*l.RatioToIdeal, l.JobsPerSec, l.IdealJobsPerSec),
-			})
-		case 1024:
-			ts = append(ts, target{
-				Name: fmt.Sprintf("%.0f ms latency, concurrency 1024: worker peak RSS", l.LatencyMs), Value: l.PeakRSSMiB,
-				Want: "< 150 MiB", Met: l.PeakRSSMiB < 150,
-				Figure: fmt.Sprintf("%.1f MiB", l.PeakRSSMiB),
-			})
-		}
-	}
-	if r.Paced.Jobs > 0 {
-		ts = append(ts, target{
-			Name: fmt.Sprintf("p99 publish-to-result, zero latency, %.0f jobs/s offered", o.pacedRate), Value: r.Paced.P99Ms,
-			Want: "< 50 ms", Met: r.Paced.P99Ms < 50,
-			Figure: fmt.Sprintf("%.1f ms", r.Paced.P99Ms),
-		})
-	}
-	if r.Enqueue.Jobs > 0 {
-		ts = append(ts, target{
-			Name: "enqueue batch publishing", Value: r.Enqueue.JobsPerSec,
-			Want: ">= 20000 jobs/s", Met: r.Enqueue.JobsPerSec >= 20000,
-			Figure: fmt.Sprintf("%.0f jobs/s", r.Enqueue.JobsPerSec),
-		})
-	}
-	return ts
-}
-
-func printTable(w io.Writer, r *report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "\nGo %s, %d CPUs, GOMAXPROCS %d (bench process; the worker runs with its own)\n\n", r.GoVersion, r.CPUs, r.GOMAXPROCS)
-	fmt.Fprintln(tw, "scenario\tjobs\tconc\tjobs/s\tvs\tp50 ms\tp99 ms\tCPU s/1k jobs\tpeak RSS MiB\tgoroutines\tnot ok")
-	row := func(name string, b burn, vs string) {
-		if b.Jobs == 0 {
-			return
-		}
-		gor := "-"
-		if b.MaxGoroutines > 0 {
-			gor = fmt.Sprint(b.MaxGoroutines)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.3f\t%.1f\t%s\t%d\n",
-			name, b.Jobs, b.Concurrency, b.JobsPerSec, vs, b.P50Ms, b.P99Ms, b.CPUSecPer1000, b.PeakRSSMiB, gor, b.NotSucceeded)
-	}
-	row("1 baseline (nats.go consumer)", r.Baseline, "-")
-	row("1b ceiling (baseline + HTTP call)", r.Ceiling, fmt.Sprintf("%.0f%% of baseline", 100*r.CeilingRatioToBaseline))
-	vs := fmt.Sprintf("%.0f%% of baseline", 100*r.ZeroLatencyRatioToBaseline)
-	if r.Ceiling.Jobs > 0 {
-		vs += fmt.Sprintf(", %.0f%% of ceiling", 100*r.ZeroLatencyRatioToCeiling)
-	}
-	row("2 worker, 0 ms", r.ZeroLatency, vs)
-	if p := r.Paced; p.Jobs > 0 {
-		fmt.Fprintf(tw, "2 worker, 0 ms, paced %.0f/s\t%d\t%d\t%.0f offered\t-\t%.1f\t%.1f\t%.3f\t-\t-\t%d\n",
-			p.OfferedRate, p.Jobs, p.Concurrency, p.AchievedRate, p.P50Ms, p.P99Ms, p.CPUSecPer1k, p.NotSucceeded)
-	}
-	for _, l := range r.Latency {
-		row(fmt.Sprintf("3 worker, %.0f ms", l.LatencyMs), l, fmt.Sprintf("%.0f%% of ideal %.0f", 100*l.RatioToIdeal, l.IdealJobsPerSec))
-	}
-	if e := r.Enqueue; e.Jobs > 0 {
-		fmt.Fprintf(tw, "4 enqueue publish (%.1f MiB NDJSON)\t%d\t-\t%.0f\t-\t-\t-\t-\t-\t-\t%d stored\n", e.FileMiB, e.Jobs, e.JobsPerSec, e.Stored)
-	}
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "target\tfigure\twant\tmet?")
-	for _, t := range r.Targets {
-		met := "NOT MET"
-		if t.Met {
-			met = "met"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Figure, t.Want, met)
-	}
-	_ = tw.Flush()
 }

@@ -38,6 +38,12 @@ type burn struct {
 	// IdealJobsPerSec is concurrency / latency, for latency-bound runs.
 	IdealJobsPerSec float64 `json:"idealJobsPerSec,omitempty"`
 	RatioToIdeal    float64 `json:"ratioToIdeal,omitempty"`
+	// CallsPerJob is the worker's Apinizer calls (every attempt, from its
+	// request histogram) per job.
+	CallsPerJob float64 `json:"apinizerCallsPerJob,omitempty"`
+	// ConcurrencyUse is the share of concurrency × time spent in calls:
+	// jobs/s × calls per job × latency ÷ concurrency, for latency-bound runs.
+	ConcurrencyUse float64 `json:"concurrencyUse,omitempty"`
 }
 
 // paced is the outcome of a steady offered load against a running worker.
@@ -133,15 +139,20 @@ func (b *bench) startConsumer(s *stack, kind string, concurrency int, profile bo
 	}
 }
 
-// burnDown fills a fresh jobs stream with n jobs, then starts the consumer
-// and times it until the n-th result.
+// burnDown fills a fresh jobs stream with n key deletes, then starts the
+// consumer and times it until the n-th result.
 func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, latency time.Duration) (burn, error) {
-	out := burn{Consumer: kind, Jobs: n, Concurrency: concurrency, LatencyMs: float64(latency) / float64(time.Millisecond)}
 	s, err := newStack(b.tmp, n, latency)
 	if err != nil {
-		return out, err
+		return burn{}, err
 	}
 	defer s.close()
+	return b.burnDownOn(ctx, s, kind, n, concurrency, latency)
+}
+
+// burnDownOn is burnDown on a stack prepared for its jobs (s.job).
+func (b *bench) burnDownOn(ctx context.Context, s *stack, kind string, n, concurrency int, latency time.Duration) (burn, error) {
+	out := burn{Consumer: kind, Jobs: n, Concurrency: concurrency, LatencyMs: float64(latency) / float64(time.Millisecond)}
 	prefix := fmt.Sprintf("%s-c%d-l%d", kind, concurrency, latency.Milliseconds())
 	if err := s.publishAll(ctx, prefix, n); err != nil {
 		return out, err
@@ -181,6 +192,13 @@ func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, l
 	if waitErr != nil {
 		return out, p.exitedOr(waitErr)
 	}
+	if kind == "worker" {
+		calls, err := apinizerCalls(p.metricsAddr)
+		if err != nil {
+			return out, err
+		}
+		out.CallsPerJob = calls / float64(n)
+	}
 	w.mu.Lock()
 	last, notOK := w.last, w.failed
 	w.mu.Unlock()
@@ -202,6 +220,8 @@ func (b *bench) burnDown(ctx context.Context, kind string, n, concurrency int, l
 	if latency > 0 {
 		out.IdealJobsPerSec = float64(concurrency) / latency.Seconds()
 		out.RatioToIdeal = out.JobsPerSec / out.IdealJobsPerSec
+		// Each call holds one of the concurrency slots for the latency.
+		out.ConcurrencyUse = out.JobsPerSec * out.CallsPerJob * latency.Seconds() / float64(concurrency)
 	}
 	return out, nil
 }
@@ -278,16 +298,3 @@ func (b *bench) enqueue(ctx context.Context, n int) (enqueueRun, error) {
 	out.Stored = st.CachedInfo().State.Msgs
 	return out, nil
 }
-
-// limitedBuffer keeps the last 4 KiB written to it.
-type limitedBuffer struct{ b []byte }
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.b = append(l.b, p...)
-	if len(l.b) > 4096 {
-		l.b = l.b[len(l.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string { return string(l.b) }

@@ -40,6 +40,8 @@ type stack struct {
 	dir          string
 	pubTimes     []time.Time
 	publishMutex sync.Mutex
+	// job is job i of a scenario: keyDelete unless the scenario says.
+	job func(prefix string, i int) jobs.Job
 }
 
 // newStack starts a server under tmp and, when keys > 0, a simulator with
@@ -64,7 +66,7 @@ func newStack(tmp string, keys int, latency time.Duration) (*stack, error) {
 		srv.Shutdown()
 		return nil, errors.New("nats-server: not ready within 10s")
 	}
-	s := &stack{srv: srv, dir: dir}
+	s := &stack{srv: srv, dir: dir, job: func(prefix string, i int) jobs.Job { return keyDelete(prefix, i) }}
 	if s.pub, err = nats.Connect(srv.ClientURL(), nats.Name("bench-publisher")); err != nil {
 		s.close()
 		return nil, err
@@ -160,7 +162,7 @@ func (s *stack) publishPaced(ctx context.Context, prefix string, n int, rate flo
 }
 
 func (s *stack) publishOne(prefix string, i int) error {
-	msg, err := jobs.NewMsg(keyDelete(prefix, i))
+	msg, err := jobs.NewMsg(s.job(prefix, i))
 	if err != nil {
 		return err
 	}

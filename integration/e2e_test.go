@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"sort"
@@ -98,6 +99,9 @@ type workerSpec struct {
 	NATSURL     string
 	Replicas    int
 	Concurrency int
+	// Env holds further settings, added to (or overriding) the suites' own: the
+	// certificate inventory's, for instance.
+	Env map[string]string
 }
 
 // startWorker starts a worker container against sim and waits until /readyz answers 200:
@@ -105,23 +109,25 @@ type workerSpec struct {
 func startWorker(t testing.TB, nw *testcontainers.DockerNetwork, sim *simulator, spec workerSpec) testcontainers.Container {
 	t.Helper()
 	name := spec.Name
+	env := map[string]string{
+		"NATS_URL":                     spec.NATSURL,
+		"APINIZER_URL":                 sim.NetworkURL,
+		"APINIZER_TOKEN":               simToken,
+		"APINIZER_ALLOW_INSECURE_HTTP": "true",
+		"METRICS_ADDR":                 ":9090",
+		"WORKER_STREAM_REPLICAS":       strconv.Itoa(max(1, spec.Replicas)),
+		"WORKER_CONCURRENCY":           strconv.Itoa(max(1, spec.Concurrency)),
+		"WORKER_ACK_WAIT":              suiteAckWait.String(),
+		"WORKER_LEASE":                 suiteAckWait.String(),
+		"WORKER_MAX_DELIVER":           "20",
+		"WORKER_ATTEMPT_TIMEOUT":       "5s",
+		"WORKER_SHUTDOWN_GRACE":        "10s",
+		"LOG_LEVEL":                    "info",
+	}
+	maps.Copy(env, spec.Env)
 	return startContainer(t, testcontainers.ContainerRequest{
-		Image: imageRef(t, "worker"),
-		Env: map[string]string{
-			"NATS_URL":                     spec.NATSURL,
-			"APINIZER_URL":                 sim.NetworkURL,
-			"APINIZER_TOKEN":               simToken,
-			"APINIZER_ALLOW_INSECURE_HTTP": "true",
-			"METRICS_ADDR":                 ":9090",
-			"WORKER_STREAM_REPLICAS":       strconv.Itoa(max(1, spec.Replicas)),
-			"WORKER_CONCURRENCY":           strconv.Itoa(max(1, spec.Concurrency)),
-			"WORKER_ACK_WAIT":              suiteAckWait.String(),
-			"WORKER_LEASE":                 suiteAckWait.String(),
-			"WORKER_MAX_DELIVER":           "20",
-			"WORKER_ATTEMPT_TIMEOUT":       "5s",
-			"WORKER_SHUTDOWN_GRACE":        "10s",
-			"LOG_LEVEL":                    "info",
-		},
+		Image:          imageRef(t, "worker"),
+		Env:            env,
 		ExposedPorts:   []string{workerPort},
 		Networks:       []string{nw.Name},
 		NetworkAliases: map[string][]string{nw.Name: {name}},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,7 +30,7 @@ func newEvent(e entry, now time.Time) Event {
 	return Event{
 		ProjectName: e.project, CertificateName: e.certificate, EnvironmentName: e.environment,
 		SHA1Thumbprint: e.thumbprint, NotAfter: e.notAfter.UTC(),
-		DaysLeft: int(math.Ceil(e.notAfter.Sub(now).Hours() / 24)),
+		DaysLeft: DaysLeft(e.notAfter, now),
 	}
 }
 

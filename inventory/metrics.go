@@ -16,7 +16,7 @@ const (
 	reasonUnavailable     = "unavailable"       // Apinizer did not answer, or failed (5xx, transport)
 	reasonRefused         = "refused"           // any other refusal
 	reasonInvalidResponse = "invalid_response"  // an answer, or a date in it, that cannot be read
-	reasonPublish         = "publish"           // an expiry event could not be published
+	reasonPublish         = "publish"           // an expiry event, or the snapshot, could not be written
 	reasonLease           = "lease"             // the lease bucket could not be read or written
 )
 

@@ -11,7 +11,8 @@ import (
 )
 
 // round lists the certificates of every project, replaces the exported
-// snapshot and publishes the expiry events, all only while this replica
+// snapshot, writes it to the bucket for listing (SnapshotKey) and
+// publishes the expiry events, all only while this replica
 // still holds the lease (term open). A project that cannot be listed keeps
 // its series of the previous round, and the round is no success.
 func (inv *Inventory) round(ctx context.Context, l *lease, term <-chan struct{}) {
@@ -95,6 +96,10 @@ func (inv *Inventory) round(ctx context.Context, l *lease, term <-chan struct{})
 		return
 	}
 	inv.col.set(snap)
+	if err := inv.writeSnapshot(ctx, entries, now, ok); err != nil && ctx.Err() == nil {
+		inv.ctr.errors.WithLabelValues(reasonPublish).Inc()
+		inv.logger.Warn("inventory snapshot not written; written again next round", slog.Any("error", err))
+	}
 
 	for _, e := range entries {
 		if e.notAfter.Sub(now) >= inv.cfg.ExpiryWarning {

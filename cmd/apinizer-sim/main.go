@@ -18,6 +18,9 @@
 //	{"projects": [{"name": "P", "environments": ["production"],
 //	  "certificates": [{"name": "c", "pem": "..."}], "keys": ["k"],
 //	  "credentials": [{"username": "u", "hasPublicKey": true}]}]}
+//
+// --seed-expiring 5,20,400 adds certificates of chosen validity to the
+// seed's first project, for the certificate inventory to report.
 package main
 
 import (
@@ -70,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	clientID := fs.String("client-id", "", "enables POST /apiops/auth/token (client credentials) for this client `id`; needs --client-secret-file")
 	clientSecretFile := fs.String("client-secret-file", "", "`file` holding the client secret for --client-id")
 	tokenTTL := fs.Duration("token-ttl", apinizertest.DefaultTokenTTL, "lifetime of the tokens POST /apiops/auth/token issues")
+	seedExpiringDays := fs.String("seed-expiring", "", "comma-separated whole `days` left, e.g. 5,20,400 (negative: expired): one certificate each, expires-in-<N>d or expired-<N>d-ago, in every environment of the seed's first project")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,6 +105,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if (*clientID == "") != (*clientSecretFile == "") {
 		return errors.New("--client-id and --client-secret-file go together")
+	}
+	expiring, err := parseExpiring(*seedExpiringDays)
+	if err != nil {
+		return err
 	}
 	if *tokenTTL <= 0 {
 		return fmt.Errorf("--token-ttl must be positive, got %s", *tokenTTL)
@@ -138,6 +146,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		for _, c := range p.Credentials {
 			sim.AddCredential(p.Name, c.Username, c.HasPublicKey)
+		}
+	}
+	if len(expiring) > 0 {
+		if len(seed.Projects) == 0 {
+			return errors.New("--seed-expiring: the seed has no project to put the certificates in")
+		}
+		if err := seedExpiring(sim, seed.Projects[0], expiring, time.Now()); err != nil {
+			return err
 		}
 	}
 

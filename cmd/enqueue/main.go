@@ -8,6 +8,7 @@
 //	enqueue publish --subject apiops.key.delete jobs.ndjson
 //	enqueue result JOB_ID
 //	enqueue dlq list | show ID | replay ID|--all [--subject S] | purge
+//	enqueue certificates expiring --within 30d
 //
 // Exit status: 0 when every job was published (and, with --wait, succeeded
 // or, for an apply, found its certificate live already: unchanged),
@@ -64,6 +65,7 @@ const usage = `usage:
   enqueue publish [--subject S] FILE|-     (JSON object, JSON array or NDJSON; a "subject" field per job overrides --subject)
   enqueue result JOB_ID                     (print a past job's result)
   enqueue dlq list [--subject S] [--limit N] | show ID | replay ID|--all [--subject S] | purge [--subject S]
+  enqueue certificates expiring [--within 30d|720h|30]   (from the inventory's latest round; no Apinizer token)
 
 common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --nkey FILE ($NATS_NKEY) --user U ($NATS_USER)
               --inbox-prefix P ($NATS_INBOX_PREFIX) --tls-ca FILE ($NATS_TLS_CA)
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runResult(ctx, args[1:], getenv, stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
+	case "certificates":
+		return runCertificates(ctx, args[1:], getenv, stdout, stderr)
 	}
 	return runJob(ctx, args, getenv, stdout, stderr)
 }
