@@ -42,6 +42,10 @@ type Result struct {
 	SupersededBy string `json:"supersededBy,omitempty"`
 	// ReplayOf names the dead-lettered job this job replays, if it does.
 	ReplayOf string `json:"replayOf,omitempty"`
+	// StreamSeq is the job message's sequence in the jobs stream, set on
+	// the result of a message that names no usable job id (its jobId is
+	// then null): the only key such a result has.
+	StreamSeq uint64 `json:"streamSeq,omitempty"`
 }
 
 // DeploymentResult is Apinizer's report of deploying (or undeploying) the

@@ -102,13 +102,11 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 			return err
 		}
 	}
-	if r.JobID != "" {
-		if err := w.publishResult(ctx, &j, r); err != nil {
-			return err
-		}
-		if deadLetter {
-			w.cfg.Metrics.JobFinished(r, now.Sub(raw.Time))
-		}
+	if err := w.publishResult(ctx, &j, r); err != nil {
+		return err
+	}
+	if deadLetter {
+		w.cfg.Metrics.JobFinished(r, now.Sub(raw.Time))
 	}
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err

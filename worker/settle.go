@@ -49,8 +49,9 @@ func (w *Worker) settle(ctx context.Context, d *delivery, h *hold, f fate) {
 	if f = w.record(ctx, d, h, f, result); f.action == abandon {
 		return
 	}
-	// A message that names no job id has no one to report a result to.
-	if f.action != retry && result != nil && d.jobID != "" {
+	// A message that names no job id still gets a result, keyed by its
+	// stream sequence (jobRef.resultMsgID).
+	if f.action != retry && result != nil {
 		if err := w.publishResult(ctx, &d.jobRef, *result); err != nil {
 			d.logger().Warn("could not publish result; the job will be redelivered", "err", err)
 			f = fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "result_publish"}
@@ -129,9 +130,9 @@ func (w *Worker) publishResult(ctx context.Context, j *jobRef, r jobs.Result) er
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	msg := nats.NewMsg(jobs.ResultSubject(j.subject))
+	msg := nats.NewMsg(j.resultSubject())
 	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, jobs.ResultMsgID(r.JobID))
+	msg.Header.Set(nats.MsgIdHdr, j.resultMsgID(r))
 	if tp := j.header.Get(traceHeader); tp != "" {
 		msg.Header.Set(traceHeader, tp)
 	}
