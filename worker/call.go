@@ -30,7 +30,9 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		call.Header = map[string][]string{traceHeader: {tp}}
 	}
 	if h != nil {
-		call.BeforeAttempt = h.attempt
+		call.BeforeAttempt = func(ctx context.Context, n int) error {
+			return storedErr(ctx, w, objLedger, func(ctx context.Context) error { return h.attempt(ctx, n) })
+		}
 	}
 	for {
 		resp, err := w.call(ctx, d, call)

@@ -52,9 +52,14 @@ func (w *Worker) busy(d *delivery, err error, reason string) fate {
 // after two ack waits (a live duplicate still running).
 func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
 	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.JobClaim, error) {
-		return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
+		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.JobClaim, error) {
+			return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
+		})
 	})
 }
+
+// Both wait out a JetStream outage too (stored): it is no reason to spend
+// a delivery.
 
 // lockResource waits, keeping the message alive, until the job holds its
 // resource: jobs on one resource run one at a time, and waiting here rather
@@ -63,7 +68,9 @@ func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, e
 // stream.
 func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
 	lock, err := retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.ResourceLock, error) {
-		return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.ResourceLock, error) {
+			return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+		})
 	})
 	if err == nil {
 		h.locked(lock)

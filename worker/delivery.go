@@ -156,9 +156,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	f := w.processSafely(ctx, d, h)
-	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	w.settle(settleCtx, d, h, f)
+	// Settling may wait out a JetStream outage: the message is kept alive
+	// meanwhile, so that the outage spends no delivery.
+	w.keepingAlive(ctx, d, nil, func(context.Context) fate {
+		w.settle(ctx, d, h, f)
+		return fate{}
+	})
 }
 
 // processSafely turns a panic anywhere in processing into a failed result for

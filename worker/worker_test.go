@@ -69,6 +69,10 @@ type workerOpts struct {
 	wrap func(worker.Executor) worker.Executor
 	// executor, if set, adjusts the executor's configuration.
 	executor func(*executor.Config)
+	// started, if set, is given the worker before it runs.
+	started func(*worker.Worker)
+	// noProvision leaves deleted JetStream objects missing.
+	noProvision bool
 }
 
 // startWorker runs a real worker, with fast redeliveries and probes and its
@@ -87,8 +91,10 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 		},
 		Retry:    o.retry,
 		Lease:    2 * b.topo.AckWait,
-		Wrap:     o.wrap,
-		Executor: o.executor,
+		Wrap:        o.wrap,
+		Executor:    o.executor,
+		Started:     o.started,
+		NoProvision: o.noProvision,
 	})
 }
 

@@ -132,6 +132,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer exec.CloseIdleConnections()
 	wcfg := cfg.worker
 	wcfg.Ledger, wcfg.Logger, wcfg.Metrics = led, log, m
+	if cfg.provision {
+		// A stream, consumer or bucket deleted while the worker runs is
+		// re-created at once, not only at the next start.
+		wcfg.Topology = &cfg.topo
+	}
 	w, err := worker.New(wcfg, js, cons, exec)
 	if err != nil {
 		return err
