@@ -30,13 +30,13 @@ const (
 // peers, the stream or consumer offline or gone. nats.go names only a few
 // of them.
 var storeOutageCodes = []jetstream.ErrorCode{
-	10002, // account resources exceeded
-	10005, // no suitable peers
-	10008, // JetStream system temporarily unavailable
-	10023, // insufficient resources
-	10028, // memory resources exceeded
-	10047, // insufficient storage resources
-	10077, // stream store failed
+	10002,        // account resources exceeded
+	10005,        // no suitable peers
+	10008,        // JetStream system temporarily unavailable
+	10023,        // insufficient resources
+	10028,        // memory resources exceeded
+	10047,        // insufficient storage resources
+	10077,        // stream store failed
 	10118, 10194, // stream offline
 	10119, 10195, // consumer offline
 	jetstream.JSErrCodeStreamNotFound,
