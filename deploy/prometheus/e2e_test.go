@@ -80,9 +80,10 @@ var alertSeries = map[string][]string{
 		`job:apiops_consumer_pending_messages:max`,
 		`sum by (job) (rate(apiops_jobs_finished_total[15m]))`,
 	},
-	"ApiopsCircuitBreakerOpen": {`max_over_time(apiops_circuit_breaker_state[2m])`},
-	"ApiopsHandlerPanics":      {`increase(apiops_handler_panics_total[15m])`},
-	"ApinizerTokenRejected":    {`sum by (job, reason) (increase(apiops_apinizer_auth_failures_total[10m]))`},
+	"ApiopsCircuitBreakerOpen":   {`max_over_time(apiops_circuit_breaker_state[2m])`},
+	"ApiopsHandlerPanics":        {`increase(apiops_handler_panics_total[15m])`},
+	"ApinizerTokenRejected":      {`sum by (job, reason) (increase(apiops_apinizer_auth_failures_total[10m]))`},
+	"ApiopsJetStreamUnavailable": {`max by (job, object) (max_over_time(apiops_jetstream_unavailable[2m]))`},
 }
 
 // dashboardVars are the values the template variables take in the test: everything the
