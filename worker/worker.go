@@ -214,16 +214,24 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// waitUsable returns once the breaker is closed and JetStream stores again.
+// waitUsable returns once the breaker is not open and JetStream stores
+// again. A half-open breaker takes jobs: one of them makes its trial call,
+// and the others wait for its outcome, kept alive (call).
 func (w *Worker) waitUsable(ctx context.Context) error {
 	for {
-		if err := w.breaker.waitFor(ctx, closed); err != nil {
-			return err
+		s, changed := w.breaker.current()
+		if s == open {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-changed:
+			}
+			continue
 		}
 		if err := w.store.waitClear(ctx); err != nil {
 			return err
 		}
-		if s, _ := w.breaker.current(); s == closed {
+		if s, _ := w.breaker.current(); s != open {
 			return nil
 		}
 	}
