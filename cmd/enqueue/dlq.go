@@ -20,13 +20,17 @@ import (
 //	enqueue dlq show ID
 //	enqueue dlq replay ID | --all [--subject S]
 //	enqueue dlq purge [--subject S]
+//	enqueue dlq stranded [--redrive]  (stranded.go)
 //
 // ID is a record's sequence number (from list) or a job id.
 func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("dlq: want list, show, replay or purge")
+		return errors.New("dlq: want list, show, replay, purge or stranded")
 	}
 	verb := args[0]
+	if verb == "stranded" {
+		return runStranded(ctx, args[1:], getenv, stdout, stderr)
+	}
 	var (
 		c       common
 		subject string
