@@ -39,8 +39,13 @@ func (w *Worker) handleAdvisories(ctx context.Context) {
 		return
 	}
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(16, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		// Cut short at shutdown: an advisory sent to the abandoned pull is
+		// only late by the advisory consumer's ack wait, while waiting out
+		// the pull would delay the shutdown past its grace.
+		fetchCtx, cancel := context.WithTimeout(ctx, w.cfg.FetchWait)
+		batch, err := cons.Fetch(16, jetstream.FetchContext(fetchCtx))
 		if err != nil {
+			cancel()
 			if !sleep(ctx, time.Second) {
 				return
 			}
@@ -58,6 +63,7 @@ func (w *Worker) handleAdvisories(ctx context.Context) {
 			}
 			_ = msg.Ack()
 		}
+		cancel()
 	}
 }
 

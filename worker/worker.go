@@ -130,10 +130,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Go(func() { w.sampleBacklog(ctx) })
 	wg.Go(func() { w.superviseBreaker(ctx) })
 	wg.Go(func() { w.handleAdvisories(ctx) })
-	w.pull(ctx, jobsCtx, &wg)
+	wg.Go(func() { w.pull(ctx, jobsCtx, &wg) })
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	// The grace starts when the worker is told to stop, not once its last
+	// pull has expired.
 	grace := time.NewTimer(w.cfg.ShutdownGrace)
 	defer grace.Stop()
 	select {
@@ -190,8 +197,9 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		}
 		// The pull is not cut short by ctx: a message the server sends to an
 		// abandoned pull would sit out a whole ack wait before redelivery.
-		// Shutdown waits for the pull to expire instead (FetchWait).
-		fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FetchWait)
+		// Shutdown waits for the pull to expire instead (FetchWait), unless
+		// the shutdown grace runs out first (jobsCtx).
+		fetchCtx, cancel := context.WithTimeout(jobsCtx, w.cfg.FetchWait)
 		batch, err := w.cons.Fetch(n, jetstream.FetchContext(fetchCtx))
 		if err == nil {
 			for msg := range batch.Messages() {

@@ -65,6 +65,7 @@ type workerOpts struct {
 	maxJobs     int
 	retry       executor.RetryPolicy
 	grace       time.Duration
+	fetchWait   time.Duration
 	// wrap, if set, wraps the executor (to inject a panic).
 	wrap func(worker.Executor) worker.Executor
 	// executor, if set, adjusts the executor's configuration.
@@ -85,6 +86,7 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 			Concurrency:     o.concurrency,
 			MaxJobs:         o.maxJobs,
 			ShutdownGrace:   o.grace,
+			FetchWait:       o.fetchWait,
 			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
 			Logger:          testLogger(t),
 			ProbeInterval:   20 * time.Millisecond,
