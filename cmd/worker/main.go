@@ -86,6 +86,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if cfg.provision {
+		// Provision resets what differs without a word: say what it resets.
+		drift, err := streams.Drift(setupCtx, js, cfg.topo)
+		if err != nil {
+			log.Warn("could not compare the JetStream objects with the configuration", "err", err)
+		}
+		for _, d := range drift {
+			log.Warn("provisioning resets a setting that differs from the configuration", "difference", d)
+		}
 		if err := streams.Provision(setupCtx, js, cfg.topo); err != nil {
 			return err
 		}
