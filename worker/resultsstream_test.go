@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/internal/poll"
-	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -69,19 +68,7 @@ func TestResultsStreamDeletedMidRunIsRecreatedAndEveryJobGetsOneResult(t *testin
 				info, err := s.Info(ctx)
 				return err == nil && info.State.Msgs >= uint64(len(all))
 			})
-			poll.Until(t, 10*time.Second, "the jobs stream to be empty", func() bool { return b.streamMsgs(t, streams.Jobs) == 0 })
-			got, count := allResults(t, b)
-			for _, j := range all {
-				if r := got[j.ID()]; count[j.ID()] != 1 || r.Status != jobs.StatusSucceeded || r.Attempts != 1 {
-					t.Errorf("%s: %d results, %s after %d attempts; want one, succeeded after 1", j.ID(), count[j.ID()], r.Status, r.Attempts)
-				}
-			}
-			if n := len(b.sim.Requests()); n != len(all) {
-				t.Errorf("Apinizer received %d requests, want %d (no extra call)", n, len(all))
-			}
-			if info := consumerInfo(t, b); info.NumRedelivered != 0 {
-				t.Errorf("%d jobs redelivered, want 0 (no delivery spent)", info.NumRedelivered)
-			}
+			requireEachSucceededOnce(t, b, all, true)
 			poll.Until(t, 5*time.Second, "Ready again", func() bool { return w.Load().Ready() == nil })
 		})
 	}

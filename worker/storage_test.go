@@ -111,6 +111,28 @@ func allResults(t *testing.T, b *bundle) (map[string]jobs.Result, map[string]int
 	return got, count
 }
 
+// requireEachSucceededOnce waits for a result of every job and an empty
+// jobs stream, then checks that each job succeeded exactly once, that no
+// delivery was spent and, when oneCall is set, that each took one Apinizer
+// call and no more.
+func requireEachSucceededOnce(t *testing.T, b *bundle, all []jobs.Job, oneCall bool) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, "a result for every job", func() bool { return b.streamMsgs(t, streams.Results) >= uint64(len(all)) })
+	poll.Until(t, 10*time.Second, "the jobs stream to be empty: nothing stranded", func() bool { return b.streamMsgs(t, streams.Jobs) == 0 })
+	got, count := allResults(t, b)
+	for _, j := range all {
+		if r := got[j.ID()]; count[j.ID()] != 1 || r.Status != jobs.StatusSucceeded || (oneCall && r.Attempts != 1) {
+			t.Errorf("%s: %d results, %s after %d attempts (%+v); want one, succeeded", j.ID(), count[j.ID()], r.Status, r.Attempts, r.Error)
+		}
+	}
+	if n := len(b.sim.Requests()); oneCall && n != len(all) {
+		t.Errorf("Apinizer received %d requests, want %d (one per job, no extra call)", n, len(all))
+	}
+	if info := consumerInfo(t, b); info.NumRedelivered != 0 {
+		t.Errorf("%d jobs redelivered, want 0 (no delivery spent)", info.NumRedelivered)
+	}
+}
+
 // TestStorageFullSpendsNoDeliveryAndEveryJobSucceedsOnceAfter fills
 // JetStream's storage (a small max_file_store) behind queued jobs, then runs
 // a worker: while storage is full no job spends a delivery or reaches
@@ -160,20 +182,7 @@ func TestStorageFullSpendsNoDeliveryAndEveryJobSucceedsOnceAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	poll.Until(t, 30*time.Second, "a result for every job", func() bool { return b.streamMsgs(t, streams.Results) >= uint64(len(all)) })
-	poll.Until(t, 10*time.Second, "the jobs stream to be empty: nothing stranded", func() bool { return b.streamMsgs(t, streams.Jobs) == 0 })
-	got, count := allResults(t, b)
-	for _, j := range all {
-		if r := got[j.ID()]; count[j.ID()] != 1 || r.Status != jobs.StatusSucceeded || r.Attempts != 1 {
-			t.Errorf("%s: %d results, %s after %d attempts; want one, succeeded after 1", j.ID(), count[j.ID()], r.Status, r.Attempts)
-		}
-	}
-	if n := len(b.sim.Requests()); n != len(all) {
-		t.Errorf("Apinizer received %d requests, want %d (one per job)", n, len(all))
-	}
-	if info := consumerInfo(t, b); info.NumRedelivered != 0 {
-		t.Errorf("%d jobs redelivered, want 0", info.NumRedelivered)
-	}
+	requireEachSucceededOnce(t, b, all, true)
 	poll.Until(t, 5*time.Second, "Ready once storage is back", func() bool { return w.Load().Ready() == nil })
 	if v := jsUnavailable(t, reg, streams.LedgerBucket); v != 0 {
 		t.Errorf("apiops_jetstream_unavailable{object=%q} = %v after recovery, want 0", streams.LedgerBucket, v)

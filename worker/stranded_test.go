@@ -77,14 +77,7 @@ func TestStrandedJobIsListedAndFinishesOnceAfterRedrive(t *testing.T) {
 	}
 
 	b.startWorker(t, workerOpts{})
-	poll.Until(t, 20*time.Second, "both results", func() bool { return b.streamMsgs(t, streams.Results) >= 2 })
-	poll.Until(t, 10*time.Second, "the jobs stream to be empty", func() bool { return b.streamMsgs(t, streams.Jobs) == 0 })
-	got, count := allResults(t, b)
-	for _, j := range []jobs.Job{stuck, fine} {
-		if r := got[j.ID()]; count[j.ID()] != 1 || r.Status != jobs.StatusSucceeded {
-			t.Errorf("%s: %d results, %s %+v; want one, succeeded", j.ID(), count[j.ID()], r.Status, r.Error)
-		}
-	}
+	requireEachSucceededOnce(t, b, []jobs.Job{stuck, fine}, true)
 	if found, _, err := dlq.FindStranded(ctx, b.js, kv); err != nil || len(found) != 0 {
 		t.Errorf("after the redrive: stranded %+v, %v; want none", found, err)
 	}

@@ -3,43 +3,21 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
 
-// runStranded lists, and with --redrive republishes, the jobs left in the
-// jobs stream that the consumer will not deliver again and that no worker
-// finished (dlq.FindStranded):
-//
-//	enqueue dlq stranded [--redrive]
-func runStranded(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var (
-		c       common
-		redrive bool
-	)
-	fs := flag.NewFlagSet("enqueue dlq stranded", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
-	fs.BoolVar(&redrive, "redrive", false, "republish each stranded job as a new delivery, keeping its job id")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dlq stranded: unexpected argument %q", fs.Arg(0))
-	}
-	nc, js, err := c.connect(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
+// stranded lists, and with redrive republishes, the jobs left in the jobs
+// stream that the consumer will not deliver again and that no worker
+// finished (dlq.FindStranded): enqueue dlq stranded [--redrive].
+func stranded(ctx context.Context, js jetstream.JetStream, redrive bool, stdout, stderr io.Writer) error {
 	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
 	if err != nil {
 		return fmt.Errorf("dlq stranded: bucket %s: %w", streams.LedgerBucket, err)
