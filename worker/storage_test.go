@@ -23,7 +23,8 @@ import (
 const filler = "FILLER"
 
 // fillStorage publishes to the filler stream until the server answers
-// insufficient resources.
+// insufficient resources, with large messages and then small ones, so that
+// not even a small message (an advisory) fits.
 func fillStorage(t *testing.T, b *bundle) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -31,16 +32,32 @@ func fillStorage(t *testing.T, b *bundle) {
 	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: filler, Subjects: []string{"filler"}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
-	pad := []byte(strings.Repeat("x", 32<<10))
-	for i := 0; ; i++ {
-		_, err := b.js.Publish(ctx, "filler", pad)
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == 10023 {
-			return // insufficient resources
+	for _, size := range []int{32 << 10, 64} {
+		pad := []byte(strings.Repeat("x", size))
+		for i := 0; ; i++ {
+			_, err := b.js.Publish(ctx, "filler", pad)
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == 10023 {
+				break // insufficient resources
+			}
+			if err != nil || i > 100000 {
+				t.Fatalf("filling storage: %d messages of %d bytes, then %v", i, size, err)
+			}
 		}
-		if err != nil || i > 10000 {
-			t.Fatalf("filling storage: %d messages, then %v", i, err)
-		}
+	}
+}
+
+// purgeFiller frees what fillStorage took.
+func purgeFiller(t *testing.T, b *bundle) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fs, err := b.js.Stream(ctx, filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Purge(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -172,16 +189,7 @@ func TestStorageFullSpendsNoDeliveryAndEveryJobSucceedsOnceAfter(t *testing.T) {
 		t.Error("Ready() = nil while storage is full")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	fs, err := b.js.Stream(ctx, filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.Purge(ctx); err != nil {
-		t.Fatal(err)
-	}
-
+	purgeFiller(t, b)
 	requireEachSucceededOnce(t, b, all, true)
 	poll.Until(t, 5*time.Second, "Ready once storage is back", func() bool { return w.Load().Ready() == nil })
 	if v := jsUnavailable(t, reg, streams.LedgerBucket); v != 0 {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apiops-worker/apiops-worker/dlq"
@@ -13,23 +14,45 @@ import (
 	"github.com/apiops-worker/apiops-worker/streams"
 )
 
-// TestStrandedJobIsListedAndFinishesOnceAfterRedrive strands a job as a full
-// store does: it runs out of deliveries while its max-deliveries advisory is
-// lost (here the advisories stream is gone), so no worker ever finishes it.
-// dlq.FindStranded (enqueue dlq stranded) lists it, dlq.Redrive (--redrive)
-// republishes it keeping its job id, and a worker then applies it once, with
-// one result.
+// TestStrandedJobIsListedAndFinishesOnceAfterRedrive strands a job: it runs
+// out of deliveries while its max-deliveries advisory is lost (JetStream's
+// storage is full, or the advisories stream is gone), so no worker ever
+// finishes it. Once storage is back, dlq.FindStranded (enqueue dlq stranded)
+// lists it, dlq.Redrive (--redrive) republishes it keeping its job id, and a
+// worker then applies it once, with one result.
 func TestStrandedJobIsListedAndFinishesOnceAfterRedrive(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	for _, tc := range []struct {
+		name      string
+		configure func(*server.Options)
+		lose      func(*testing.T, *bundle) // loses the advisory to come
+		restore   func(*testing.T, *bundle)
+	}{
+		{"while JetStream storage is full", func(o *server.Options) { o.JetStreamMaxStore = 4 << 20 }, fillStorage, purgeFiller},
+		{"while the advisories stream is missing", nil, func(t *testing.T, b *bundle) {
+			if err := b.js.DeleteStream(t.Context(), streams.Advisories); err != nil {
+				t.Fatal(err)
+			}
+		}, func(*testing.T, *bundle) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var configure []func(*server.Options)
+			if tc.configure != nil {
+				configure = append(configure, tc.configure)
+			}
+			strandAndRedrive(t, setup(t, configure...), tc.lose, tc.restore)
+		})
+	}
+}
+
+func strandAndRedrive(t *testing.T, b *bundle, lose, restore func(*testing.T, *bundle)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.js.DeleteStream(ctx, streams.Advisories); err != nil {
-		t.Fatal(err)
-	}
 	stuck := b.keyDeletes(1, "stuck-%d", "stranded-")[0]
 	fine := b.keyDeletes(1, "fine-%d", "not-stranded-")[0]
 	b.publish(t, stuck)
+	lose(t, b)
 
 	// Every delivery of the job is handed back, as by a worker that cannot
 	// store anything, until the server gives up on it.
@@ -59,6 +82,12 @@ func TestStrandedJobIsListedAndFinishesOnceAfterRedrive(t *testing.T) {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumAckPending == 0
 	})
+	restore(t, b)
+	if s, err := b.js.Stream(ctx, streams.Advisories); err == nil {
+		if info, err := s.Info(ctx); err != nil || info.State.Msgs != 0 {
+			t.Fatalf("the advisories stream holds an advisory (%v): the test did not lose it", err)
+		}
+	}
 	b.publish(t, fine) // not yet delivered: it must not be listed
 
 	kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
