@@ -37,6 +37,7 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	}
 	for {
 		resp, err := w.call(ctx, d, call)
+		h.sentRequests(resp.Attempts)
 		if !isOutage(err) || ctx.Err() != nil {
 			return w.decided(d, call.PriorAttempts, resp, err)
 		}

@@ -107,6 +107,8 @@ type hold struct {
 	ledger *ledger.Ledger
 	claim  *ledger.JobClaim     // nil until the job is claimed
 	lock   *ledger.ResourceLock // nil until the resource is locked
+	// sent counts the HTTP requests this delivery sent.
+	sent int
 }
 
 func (h *hold) claimed(c *ledger.JobClaim) {
@@ -153,9 +155,21 @@ func (h *hold) renew(ctx context.Context) error {
 	return h.ledger.RenewResource(ctx, h.lock)
 }
 
-// giveBack releases the claim and the resource lock for a later delivery; a
-// release that fails lapses with its lease.
+// sentRequests counts the HTTP requests of one call.
+func (h *hold) sentRequests(n int) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sent += n
+}
+
+// giveBack releases the claim and the resource lock for a later delivery,
+// its attempt count set to the requests actually sent; a release that fails
+// lapses with its lease.
 func (h *hold) giveBack(ctx context.Context, log *slog.Logger) {
+	h.claim.Sent(h.sent)
 	if err := h.ledger.Release(ctx, h.claim); err != nil {
 		log.Warn("could not release job claim; its lease will expire", "err", err)
 	}
