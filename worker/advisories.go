@@ -103,12 +103,16 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 		deadLetter = rec.Result.Status == jobs.StatusFailed
 		r = *rec.Result
 	}
+	// A missing stream is re-created as for a delivery; the advisory is
+	// handed back and tried again.
 	if deadLetter {
 		if err := w.deadLetter(ctx, log, j.deadLetter(f.dlqReason, r, now)); err != nil {
+			w.reprovision(ctx, objDLQ, err)
 			return err
 		}
 	}
 	if err := w.publishResult(ctx, &j, r); err != nil {
+		w.reprovision(ctx, objResults, err)
 		return err
 	}
 	if deadLetter {

@@ -68,51 +68,71 @@ func isMissing(err error) bool {
 }
 
 // storeOutage is the worker's view of the JetStream objects that cannot
-// store: while any cannot, the worker takes no new job and /readyz says why;
-// the jobs that met the outage wait for it, kept alive.
+// store: while a job waits for one, the worker takes no new job and /readyz
+// says why. It counts the waiting jobs rather than remembering a state, so
+// that it cannot outlive them: a job that stops waiting (its delivery
+// timed out, the worker stops) without success lets new jobs in, and they
+// find the outage again if it lasts.
 type storeOutage struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 
-	mu     sync.Mutex
-	causes map[string]string // object -> the last error
-	// changed is closed and replaced when the last object recovers.
+	mu      sync.Mutex
+	waiting map[string]int    // object -> jobs waiting for it
+	causes  map[string]string // object -> the last error
+	// changed is closed and replaced when no job waits any more.
 	changed chan struct{}
 	// provisioned is when missing objects were last re-created.
 	provisioned time.Time
 }
 
 func newStoreOutage(log *slog.Logger, m *metrics.Metrics) *storeOutage {
-	return &storeOutage{log: log, metrics: m, causes: map[string]string{}, changed: make(chan struct{})}
+	return &storeOutage{log: log, metrics: m, waiting: map[string]int{}, causes: map[string]string{}, changed: make(chan struct{})}
 }
 
-func (o *storeOutage) fail(object string, err error) {
+// wait counts a job that starts waiting for object.
+func (o *storeOutage) wait(object string, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, known := o.causes[object]; !known {
+	if o.waiting[object] == 0 {
 		o.log.Warn("JetStream cannot store; jobs wait, spending no delivery", "object", object, "err", err)
 		o.metrics.JetStreamUnavailable(object, true)
 	}
+	o.waiting[object]++
 	o.causes[object] = err.Error()
 }
 
-func (o *storeOutage) ok(object string) {
+// cause records the latest error of an object a job waits for.
+func (o *storeOutage) cause(object string, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, known := o.causes[object]; !known {
+	o.causes[object] = err.Error()
+}
+
+// done counts a job that stops waiting for object, stored or not.
+func (o *storeOutage) done(object string, stored bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waiting[object]--
+	if o.waiting[object] > 0 {
 		return
 	}
+	delete(o.waiting, object)
 	delete(o.causes, object)
 	o.metrics.JetStreamUnavailable(object, false)
-	o.log.Info("JetStream stores again", "object", object)
-	if len(o.causes) == 0 {
+	if stored {
+		o.log.Info("JetStream stores again", "object", object)
+	} else {
+		o.log.Warn("no job waits for JetStream any more, none having stored", "object", object)
+	}
+	if len(o.waiting) == 0 {
 		close(o.changed)
 		o.changed = make(chan struct{})
 	}
 }
 
-// cause says which objects cannot store and why, or "" if all can.
-func (o *storeOutage) cause() string {
+// summary says which objects cannot store and why, or "" if all can.
+func (o *storeOutage) summary() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	parts := make([]string, 0, len(o.causes))
@@ -126,7 +146,7 @@ func (o *storeOutage) cause() string {
 // waitClear returns once every object stores again, or ctx's error.
 func (o *storeOutage) waitClear(ctx context.Context) error {
 	o.mu.Lock()
-	n, changed := len(o.causes), o.changed
+	n, changed := len(o.waiting), o.changed
 	o.mu.Unlock()
 	if n == 0 {
 		return nil
@@ -157,17 +177,26 @@ func (o *storeOutage) provisionDue(now time.Time) bool {
 // fails otherwise, or stop ends; the caller keeps the message alive
 // meanwhile, so the outage spends none of the job's deliveries. Each try is
 // bounded by settleTimeout and survives stop's end, as settling must.
-func stored[T any](stop context.Context, w *Worker, object string, step func(context.Context) (T, error)) (T, error) {
-	wait := w.cfg.ProbeInterval
+func stored[T any](stop context.Context, w *Worker, object string, step func(context.Context) (T, error)) (v T, err error) {
+	wait, waiting := w.cfg.ProbeInterval, false
+	defer func() {
+		if waiting {
+			w.store.done(object, !isStoreOutage(err))
+		}
+	}()
 	for {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(stop), settleTimeout)
-		v, err := step(ctx)
+		v, err = step(ctx)
 		cancel()
 		if !isStoreOutage(err) {
-			w.store.ok(object)
 			return v, err
 		}
-		w.store.fail(object, err)
+		if !waiting {
+			waiting = true
+			w.store.wait(object, err)
+		} else {
+			w.store.cause(object, err)
+		}
 		w.reprovision(stop, object, err)
 		if !sleep(stop, wait) {
 			return v, err
@@ -204,7 +233,7 @@ func (w *Worker) reprovision(ctx context.Context, object string, err error) {
 // storeUnavailable returns why the worker cannot take jobs for a JetStream
 // outage, or nil.
 func (w *Worker) storeUnavailable() error {
-	if c := w.store.cause(); c != "" {
+	if c := w.store.summary(); c != "" {
 		return fmt.Errorf("JetStream cannot store: %s", c)
 	}
 	return nil
