@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ type Record struct {
 	Payload     string `json:"payload"`
 	PayloadSize int    `json:"payloadSize"`
 	Truncated   bool   `json:"truncated,omitempty"`
+	// Redacted is set when secret material (a private key) was cut out of
+	// the payload: the job was refused for carrying it, and a dead letter
+	// must not keep it. Such a record cannot be replayed as it is.
+	Redacted bool `json:"redacted,omitempty"`
 	// Seq is the record's own sequence in the DLQ stream, set when read.
 	Seq uint64 `json:"-"`
 }
@@ -73,10 +78,10 @@ func NewRecord(subject string, header nats.Header, body []byte, reason string) R
 		body, r.Truncated = body[:MaxPayload], true
 	}
 	if utf8.Valid(body) {
-		r.Payload = string(body)
+		r.Payload, r.Redacted = redact(string(body))
 	}
 	for k, v := range header {
-		if sensitiveHeader(k) {
+		if sensitiveHeader(k) || slices.ContainsFunc(v, holdsPrivateKey) {
 			continue
 		}
 		if r.Headers == nil {
@@ -213,7 +218,7 @@ func Get(ctx context.Context, js jetstream.JetStream, id string) (Record, error)
 // original. The record is then removed from the queue. It returns the new
 // job id.
 func Replay(ctx context.Context, js jetstream.JetStream, r Record) (string, error) {
-	if r.Truncated || r.Payload == "" {
+	if r.Truncated || r.Redacted || r.Payload == "" {
 		return "", fmt.Errorf("dlq: record %d holds no complete job to replay", r.Seq)
 	}
 	var body map[string]any

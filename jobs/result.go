@@ -49,6 +49,10 @@ type Result struct {
 	// environment of a certificate job that ended succeeded, partial or
 	// unchanged. Absent for other jobs, and when the read-back failed.
 	Live []LiveCertificate `json:"live,omitempty"`
+	// StreamSeq is the job message's sequence in the jobs stream, set on
+	// the result of a message that names no usable job id (its jobId is
+	// then null): the only key such a result has.
+	StreamSeq uint64 `json:"streamSeq,omitempty"`
 }
 
 // LiveCertificate is the certificate Apinizer serves in one environment, as

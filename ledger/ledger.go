@@ -218,6 +218,13 @@ func (l *Ledger) fresh(until time.Time) bool {
 // Renew extends the claim's lease.
 func (l *Ledger) Renew(ctx context.Context, c *JobClaim) error { return l.updateJob(ctx, c) }
 
+// Sent sets the claim's attempt count to Prior+n, where n is the number of
+// HTTP requests the claim actually sent: the claim counts its first attempt
+// in advance, and a delivery that gives the job back before sending it (a
+// token it could not read, a busy resource) must not leave that count
+// behind, as attempts count HTTP requests only. Call it before Release.
+func (c *JobClaim) Sent(n int) { c.Record.Attempts = c.Prior + n }
+
 // Release gives the job back for another delivery, keeping its attempt
 // count, so that the next worker need not wait out the lease.
 func (l *Ledger) Release(ctx context.Context, c *JobClaim) error {

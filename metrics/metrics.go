@@ -46,6 +46,7 @@ type Metrics struct {
 	requestDuration  *prometheus.HistogramVec
 	requestsInFlight prometheus.Gauge
 	authFailures     *prometheus.CounterVec
+	jsUnavailable    *prometheus.GaugeVec
 }
 
 // New creates the collectors and registers them, with build info, on reg;
@@ -141,6 +142,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.consumerPending, m.consumerAcking, m.consumerRedeliv,
 		m.requestDuration, m.requestsInFlight, m.authFailures, buildInfo,
 	)
+	m.jsUnavailable = newJetStreamUnavailable(reg)
 	return m
 }
 

@@ -39,8 +39,13 @@ func (w *Worker) handleAdvisories(ctx context.Context) {
 		return
 	}
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(16, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		// Cut short at shutdown: an advisory sent to the abandoned pull is
+		// only late by the advisory consumer's ack wait, while waiting out
+		// the pull would delay the shutdown past its grace.
+		fetchCtx, cancel := context.WithTimeout(ctx, w.cfg.FetchWait)
+		batch, err := cons.Fetch(16, jetstream.FetchContext(fetchCtx))
 		if err != nil {
+			cancel()
 			if !sleep(ctx, time.Second) {
 				return
 			}
@@ -58,6 +63,7 @@ func (w *Worker) handleAdvisories(ctx context.Context) {
 			}
 			_ = msg.Ack()
 		}
+		cancel()
 	}
 }
 
@@ -97,18 +103,20 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 		deadLetter = rec.Result.Status == jobs.StatusFailed
 		r = *rec.Result
 	}
+	// A missing stream is re-created as for a delivery; the advisory is
+	// handed back and tried again.
 	if deadLetter {
 		if err := w.deadLetter(ctx, log, j.deadLetter(f.dlqReason, r, now)); err != nil {
+			w.reprovision(ctx, objDLQ, err)
 			return err
 		}
 	}
-	if r.JobID != "" {
-		if err := w.publishResult(ctx, &j, r); err != nil {
-			return err
-		}
-		if deadLetter {
-			w.cfg.Metrics.JobFinished(r, now.Sub(raw.Time))
-		}
+	if err := w.publishResult(ctx, &j, r); err != nil {
+		w.reprovision(ctx, objResults, err)
+		return err
+	}
+	if deadLetter {
+		w.cfg.Metrics.JobFinished(r, now.Sub(raw.Time))
 	}
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err

@@ -36,12 +36,18 @@ func (s breakerState) String() string {
 
 // breaker notices an Apinizer outage across jobs: after threshold outage
 // failures in a row it opens, the worker stops taking jobs, and jobs in
-// flight wait for it to close instead of spending their deliveries. A probe
-// or any call that gets an answer closes it.
+// flight wait for it to close instead of spending their deliveries.
+//
+// It closes only on a real call's success: a probe that answers makes it
+// half-open, which lets one job's call through (the trial, admit); the
+// trial's answer closes it, its outage failure opens it again. A probe is a
+// read: in a half outage (reads answer, writes hang or fail) it would close
+// the breaker over and over, each time spending the deliveries of the jobs
+// let through.
 //
 // A 401 opens it at once: Apinizer refusing the worker's token refuses every
-// job alike, so it is the worker's outage, never a job's failure. Only a
-// probe that Apinizer accepts (the token works again) closes it.
+// job alike, so it is the worker's outage, never a job's failure. A probe
+// that Apinizer accepts (the token works again) makes it half-open.
 type breaker struct {
 	threshold int
 	log       *slog.Logger
@@ -52,6 +58,8 @@ type breaker struct {
 	failures int
 	// cause says why the breaker last opened, for /readyz and the logs.
 	cause string
+	// trial is set while the half-open breaker's one call is in flight.
+	trial bool
 	// changed is closed and replaced on every state change, waking waiters.
 	changed chan struct{}
 }
@@ -103,12 +111,49 @@ func (b *breaker) success() {
 	}
 }
 
-func (b *breaker) probing() {
+// probeAnswered moves an open breaker to half-open: the next call is let
+// through as the trial.
+func (b *breaker) probeAnswered() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == open {
 		b.set(halfOpen)
 	}
+}
+
+// admit waits until an Apinizer call may be made: the breaker is closed, or
+// half-open with no trial in flight, and then this call is the trial. A
+// trial is ended with endTrial once its outcome has been observed.
+func (b *breaker) admit(ctx context.Context) (trial bool, err error) {
+	for {
+		b.mu.Lock()
+		switch {
+		case b.state == closed:
+			b.mu.Unlock()
+			return false, nil
+		case b.state == halfOpen && !b.trial:
+			b.trial = true
+			b.mu.Unlock()
+			return true, nil
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// endTrial ends the trial call; if its outcome changed nothing (it was
+// cancelled, or failed for a reason that says nothing of Apinizer), the
+// next call waiting is let through as the trial.
+func (b *breaker) endTrial() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.trial = false
+	b.notify()
 }
 
 // set changes the state; callers hold b.mu.
@@ -120,6 +165,11 @@ func (b *breaker) set(s breakerState) {
 	}
 	b.state = s
 	b.metrics.BreakerState(int(s))
+	b.notify()
+}
+
+// notify wakes the waiters; callers hold b.mu.
+func (b *breaker) notify() {
 	close(b.changed)
 	b.changed = make(chan struct{})
 }
@@ -179,8 +229,8 @@ func isOutage(err error) bool {
 
 // superviseBreaker, each time the breaker opens, pauses the jobs consumer
 // (so every replica stops, not only this one) and probes Apinizer with
-// backoff until it answers; then it closes the breaker and resumes the
-// consumer.
+// backoff until it answers; then it makes the breaker half-open, so that one
+// real call decides, and resumes the consumer.
 func (w *Worker) superviseBreaker(ctx context.Context) {
 	for {
 		if err := w.breaker.waitFor(ctx, open); err != nil {
@@ -196,13 +246,12 @@ func (w *Worker) superviseBreaker(ctx context.Context) {
 			if !sleep(ctx, bo.NextBackOff()) {
 				return
 			}
-			w.breaker.probing()
 			err := w.exec.Probe(ctx)
 			if ctx.Err() != nil {
 				return
 			}
 			if err == nil {
-				w.breaker.success()
+				w.breaker.probeAnswered()
 				break
 			}
 			w.breaker.failure(err)

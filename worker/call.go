@@ -11,8 +11,9 @@ import (
 
 // apply calls Apinizer, then decides the fate. A call that fails because
 // Apinizer is down, once the breaker has opened, waits in-process (the
-// message kept alive) for the breaker to close and is made again: an outage
-// of any length spends none of the job's deliveries.
+// message kept alive) until the breaker lets it through again (call): an
+// outage of any length, a half outage included, spends none of the job's
+// deliveries.
 func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	prior := 0
 	if h != nil {
@@ -30,11 +31,13 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		call.Header = map[string][]string{traceHeader: {tp}}
 	}
 	if h != nil {
-		call.BeforeAttempt = h.attempt
+		call.BeforeAttempt = func(ctx context.Context, n int) error {
+			return storedErr(ctx, w, objLedger, func(ctx context.Context) error { return h.attempt(ctx, n) })
+		}
 	}
 	for {
 		resp, err := w.call(ctx, d, call)
-		w.breaker.observe(err)
+		h.sentRequests(resp.Attempts)
 		if !isOutage(err) || ctx.Err() != nil {
 			return w.decided(d, call.PriorAttempts, resp, err)
 		}
@@ -43,9 +46,6 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 		}
 		d.logger().Info("Apinizer is down; the job waits for it", "attempt", call.PriorAttempts+resp.Attempts, "err", err)
 		w.cfg.Metrics.Retry(d.subject, "outage")
-		if werr := w.breaker.waitFor(ctx, closed); werr != nil {
-			return w.decided(d, call.PriorAttempts, resp, err)
-		}
 		// Earlier attempts may have reached Apinizer: they count for the
 		// result and for telling an already-deleted resource.
 		call.PriorAttempts += resp.Attempts
@@ -72,9 +72,28 @@ func (w *Worker) decided(d *delivery, prior int, resp executor.Response, err err
 	return f
 }
 
-// call makes the Apinizer call once one of the Concurrency call slots is
-// free, bounded by the job timeout.
+// call makes the Apinizer call once the breaker admits it and one of the
+// Concurrency call slots is free, bounded by the job timeout. While the
+// breaker is open, or half-open with its trial call under way, the job
+// waits here, kept alive.
 func (w *Worker) call(ctx context.Context, d *delivery, call executor.Call) (executor.Response, error) {
+	trial, err := w.breaker.admit(ctx)
+	if err != nil {
+		return executor.Response{}, fmt.Errorf("worker: waiting for Apinizer: %w: %w", err, executor.ErrRetryable)
+	}
+	if trial {
+		d.logger().Info("trial call of the half-open circuit breaker")
+		defer w.breaker.endTrial()
+	}
+	resp, err := w.callInSlot(ctx, d, call)
+	// Observed before the trial ends, so that no second trial starts
+	// before the first one's outcome is known.
+	w.breaker.observe(err)
+	return resp, err
+}
+
+// callInSlot makes the call in one of the Concurrency call slots.
+func (w *Worker) callInSlot(ctx context.Context, d *delivery, call executor.Call) (executor.Response, error) {
 	select {
 	case w.calls <- struct{}{}:
 	case <-ctx.Done():

@@ -52,9 +52,14 @@ func (w *Worker) busy(d *delivery, err error, reason string) fate {
 // after two ack waits (a live duplicate still running).
 func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
 	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.JobClaim, error) {
-		return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
+		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.JobClaim, error) {
+			return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
+		})
 	})
 }
+
+// Both wait out a JetStream outage too (stored): it is no reason to spend
+// a delivery.
 
 // lockResource waits, keeping the message alive, until the job holds its
 // resource: jobs on one resource run one at a time, and waiting here rather
@@ -63,7 +68,9 @@ func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, e
 // stream.
 func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
 	lock, err := retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.ResourceLock, error) {
-		return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.ResourceLock, error) {
+			return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+		})
 	})
 	if err == nil {
 		h.locked(lock)
@@ -100,6 +107,8 @@ type hold struct {
 	ledger *ledger.Ledger
 	claim  *ledger.JobClaim     // nil until the job is claimed
 	lock   *ledger.ResourceLock // nil until the resource is locked
+	// sent counts the HTTP requests this delivery sent.
+	sent int
 }
 
 func (h *hold) claimed(c *ledger.JobClaim) {
@@ -146,9 +155,21 @@ func (h *hold) renew(ctx context.Context) error {
 	return h.ledger.RenewResource(ctx, h.lock)
 }
 
-// giveBack releases the claim and the resource lock for a later delivery; a
-// release that fails lapses with its lease.
+// sentRequests counts the HTTP requests of one call.
+func (h *hold) sentRequests(n int) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sent += n
+}
+
+// giveBack releases the claim and the resource lock for a later delivery,
+// its attempt count set to the requests actually sent; a release that fails
+// lapses with its lease.
 func (h *hold) giveBack(ctx context.Context, log *slog.Logger) {
+	h.claim.Sent(h.sent)
 	if err := h.ledger.Release(ctx, h.claim); err != nil {
 		log.Warn("could not release job claim; its lease will expire", "err", err)
 	}

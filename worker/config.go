@@ -11,6 +11,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/internal/setting"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/streams"
 )
 
 // ErrInvalidConfig is wrapped by every Config validation error.
@@ -52,6 +53,11 @@ type Config struct {
 	// failed, given the delivery count. Default: 2s doubling to 2m, with
 	// jitter.
 	RedeliveryDelay func(delivered uint64) time.Duration
+	// Topology, if set, is provisioned again at once when a stream,
+	// consumer or bucket the worker uses is found missing (deleted while it
+	// runs). Nil: a missing object is only reported (/readyz and
+	// apiops_jetstream_unavailable), as with provisioning turned off.
+	Topology *streams.Config
 	// Ledger records claims and results. Nil turns bookkeeping off: jobs are
 	// then applied at least once, not at most once (benchmarks only).
 	Ledger *ledger.Ledger
@@ -75,6 +81,10 @@ func (c Config) WithDefaults() Config {
 	c.BacklogInterval = cmp.Or(c.BacklogInterval, 15*time.Second)
 	if c.RedeliveryDelay == nil {
 		c.RedeliveryDelay = ExponentialDelay(2*time.Second, 2*time.Minute)
+	}
+	if c.Topology != nil {
+		t := c.Topology.WithDefaults()
+		c.Topology = &t
 	}
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	if c.Now == nil {

@@ -32,6 +32,8 @@ type jobRef struct {
 	started    time.Time // when work on the job began
 	job        jobs.Job  // nil until decoded, and for an invalid job
 	jobID      string    // empty when even an invalid job names none
+	// unknownSubject is set when the subject is no job subject.
+	unknownSubject bool
 }
 
 // decode reads the job, keeping the id an invalid job names.
@@ -42,6 +44,7 @@ func (j *jobRef) decode() error {
 		if errors.As(err, &de) {
 			j.jobID = de.JobID
 		}
+		j.unknownSubject = errors.Is(err, jobs.ErrUnknownSubject)
 		return err
 	}
 	j.job, j.jobID = job, job.ID()
@@ -67,6 +70,11 @@ func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
 	if id, ok := jobs.ParseReplayOf(j.header.Get(dlq.ReplayOfHeader)); ok {
 		r.ReplayOf = id
 	}
+	if j.jobID == "" {
+		// A message naming no usable job id still gets its result, keyed
+		// by the only thing that names it.
+		r.StreamSeq = j.seq
+	}
 	if j.job != nil {
 		res := j.job.Resource()
 		r.ProjectName, r.ResourceName = res.Project, res.Name
@@ -74,6 +82,25 @@ func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
 	// The result is published, kept in the ledger and in dead letters: an
 	// oversize one would fail on every delivery, after the change was made.
 	return jobs.Bound(r, jobs.MaxResultSize)
+}
+
+// resultSubject is where the job's result goes: its subject's results
+// subject, or, for a message that names neither a job subject nor a job id,
+// jobs.InvalidResultSubject.
+func (j *jobRef) resultSubject() string {
+	if j.jobID == "" && j.unknownSubject {
+		return jobs.InvalidResultSubject
+	}
+	return jobs.ResultSubject(j.subject)
+}
+
+// resultMsgID deduplicates the job's result: by job id, or by stream
+// sequence for a message that names no usable job id.
+func (j *jobRef) resultMsgID(r jobs.Result) string {
+	if r.JobID == "" {
+		return jobs.SeqResultMsgID(j.seq)
+	}
+	return jobs.ResultMsgID(r.JobID)
 }
 
 // deadLetter builds the job's dead-letter record, carrying the error and
@@ -135,9 +162,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	f := w.processSafely(ctx, d, h)
-	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	w.settle(settleCtx, d, h, f)
+	// Settling may wait out a JetStream outage: the message is kept alive
+	// meanwhile, so that the outage spends no delivery.
+	w.keepingAlive(ctx, d, nil, func(context.Context) fate {
+		w.settle(ctx, d, h, f)
+		return fate{}
+	})
 }
 
 // processSafely turns a panic anywhere in processing into a failed result for

@@ -147,7 +147,6 @@ func TestPoisonInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *server.Options) { o.MaxPayload = 4 << 20 })
 	b.sim.AddKey(project, "after-poison")
-	rs := b.watchResults(t)
 	b.startWorker(t, workerOpts{})
 
 	ctx := context.Background()
@@ -162,8 +161,15 @@ func TestPoisonInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		}
 	}
 	b.publish(t, &jobs.KeyDelete{JobID: "after-poison", ProjectName: project, KeyName: "after-poison"})
-	if r := rs.next(t, 1, 20*time.Second)["after-poison"]; r.Status != jobs.StatusSucceeded {
+	// The poison names no job id: each gets a result keyed by its stream
+	// sequence, jobId null (TestHostileMessagesWithoutAUsableJobID...).
+	poll.Until(t, 20*time.Second, "four results", func() bool { return b.streamMsgs(t, streams.Results) == 4 })
+	got, count := allResults(t, b)
+	if r := got["after-poison"]; r.Status != jobs.StatusSucceeded {
 		t.Errorf("the job after the poison: %s, want succeeded", r.Status)
+	}
+	if count[""] != 3 {
+		t.Errorf("%d results without a job id, want 3 (one per poison message)", count[""])
 	}
 	poll.Until(t, 10*time.Second, "three dead letters", func() bool { return b.streamMsgs(t, streams.DeadLetters) == 3 })
 	for _, d := range deadLetters(t, b) {

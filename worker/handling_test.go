@@ -122,6 +122,33 @@ func TestShutdownLetsTheCallInFlightFinishAndAck(t *testing.T) {
 	})
 }
 
+// TestShutdownGraceIsHonouredWithinHalfASecond stops a worker whose job
+// never finishes while its pull for more jobs waits far longer than the
+// grace: Run returns within the grace and half a second, and the job goes
+// back to the stream for another worker.
+func TestShutdownGraceIsHonouredWithinHalfASecond(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	all := b.keyDeletes(1, "stuck-%d", "grace-")
+	g := &gated{open: make(chan struct{})}
+	const grace = time.Second
+	stop, _ := b.startWorker(t, workerOpts{grace: grace, fetchWait: 10 * time.Second,
+		wrap: func(e worker.Executor) worker.Executor { g.Executor = e; return g }})
+	b.publish(t, all...)
+	poll.Until(t, 10*time.Second, "the job's call in flight", func() bool { n, _ := g.counts(); return n == 1 })
+
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if took := time.Since(start); took > grace+500*time.Millisecond {
+		t.Errorf("Run returned %s after it was told to stop, want within the %s grace and 0.5s", took, grace)
+	}
+	if n := b.streamMsgs(t, streams.Jobs); n != 1 {
+		t.Errorf("jobs stream holds %d jobs, want the unfinished one handed back", n)
+	}
+}
+
 func TestTraceContextReachesApinizerAndTheResult(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -27,8 +27,10 @@ const settleTimeout = 10 * time.Second
 // dead letter is stored before the job is final, as a final job is never
 // looked at again; and the result is published (acknowledged by the server)
 // before the message is acknowledged, so no result is ever lost. A step that
-// fails turns the fate into a retry.
-func (w *Worker) settle(ctx context.Context, d *delivery, h *hold, f fate) {
+// JetStream cannot store waits for it (stored), until stop ends; a step
+// that fails otherwise turns the fate into a retry. Each NATS call is
+// bounded by settleTimeout, even after stop has ended.
+func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 	if f.action == abandon {
 		return
 	}
@@ -42,17 +44,21 @@ func (w *Worker) settle(ctx context.Context, d *delivery, h *hold, f fate) {
 		result = &r
 	}
 	if f.action == giveUp {
-		if err := w.deadLetter(ctx, d.logger(), d.jobRef.deadLetter(f.dlqReason, *result, now)); err != nil {
+		rec := d.jobRef.deadLetter(f.dlqReason, *result, now)
+		err := storedErr(stop, w, objDLQ, func(ctx context.Context) error { return w.deadLetter(ctx, d.logger(), rec) })
+		if err != nil {
 			d.logger().Warn("could not dead-letter the job; retrying the delivery", "err", err)
 			f = fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "dlq"}
 		}
 	}
-	if f = w.record(ctx, d, h, f, result); f.action == abandon {
+	if f = w.record(stop, d, h, f, result); f.action == abandon {
 		return
 	}
-	// A message that names no job id has no one to report a result to.
-	if f.action != retry && result != nil && d.jobID != "" {
-		if err := w.publishResult(ctx, &d.jobRef, *result); err != nil {
+	// A message that names no job id still gets a result, keyed by its
+	// stream sequence (jobRef.resultMsgID).
+	if f.action != retry && result != nil {
+		err := storedErr(stop, w, objResults, func(ctx context.Context) error { return w.publishResult(ctx, &d.jobRef, *result) })
+		if err != nil {
 			d.logger().Warn("could not publish result; the job will be redelivered", "err", err)
 			f = fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "result_publish"}
 		} else if f.action != republish {
@@ -81,11 +87,13 @@ func (w *Worker) settle(ctx context.Context, d *delivery, h *hold, f fate) {
 // learns whether this job was applied (and is freed), then the result is
 // recorded. That order lets an older job coming later find itself
 // superseded even if this worker dies in between.
-func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate, result *jobs.Result) fate {
+func (w *Worker) record(stop context.Context, d *delivery, h *hold, f fate, result *jobs.Result) fate {
 	if h == nil || h.claim == nil {
 		return f // no ledger, or nothing claimed
 	}
 	if f.action == retry || result == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(stop), settleTimeout)
+		defer cancel()
 		h.giveBack(ctx, d.logger())
 		return f
 	}
@@ -93,10 +101,10 @@ func (w *Worker) record(ctx context.Context, d *delivery, h *hold, f fate, resul
 	if f.outcome.applied() {
 		applied = d.seq
 	}
-	if err := h.unlock(ctx, d.logger(), applied); err != nil {
+	if err := storedErr(stop, w, objLedger, func(ctx context.Context) error { return h.unlock(ctx, d.logger(), applied) }); err != nil {
 		return w.recordFailed(d, err)
 	}
-	if err := h.ledger.Finish(ctx, h.claim, *result); err != nil {
+	if err := storedErr(stop, w, objLedger, func(ctx context.Context) error { return h.ledger.Finish(ctx, h.claim, *result) }); err != nil {
 		return w.recordFailed(d, err)
 	}
 	return f
@@ -130,9 +138,9 @@ func (w *Worker) publishResult(ctx context.Context, j *jobRef, r jobs.Result) er
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	msg := nats.NewMsg(jobs.ResultSubject(j.subject))
+	msg := nats.NewMsg(j.resultSubject())
 	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, jobs.ResultMsgID(r.JobID))
+	msg.Header.Set(nats.MsgIdHdr, j.resultMsgID(r))
 	if tp, ok := tracecontext.Parse(j.header.Get(traceHeader)); ok {
 		msg.Header.Set(traceHeader, tp)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/streams"
 )
 
 // Executor applies a job to Apinizer and tells whether Apinizer answers.
@@ -43,6 +44,7 @@ type Worker struct {
 	maxDeliver int
 	exec       Executor
 	breaker    *breaker
+	store      *storeOutage
 	// calls holds a token per Apinizer call in flight.
 	calls chan struct{}
 	log   *slog.Logger
@@ -65,6 +67,7 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, exec Execu
 	w := &Worker{
 		cfg: cfg, js: js, cons: cons, exec: exec, log: cfg.Logger,
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.Logger, cfg.Metrics),
+		store:   newStoreOutage(cfg.Logger, cfg.Metrics),
 		calls:   make(chan struct{}, cfg.Concurrency),
 	}
 	if err := w.adopt(cons.CachedInfo()); err != nil {
@@ -87,9 +90,10 @@ func (w *Worker) adopt(info *jetstream.ConsumerInfo) error {
 }
 
 // Ready reports whether the worker can take jobs, and if not, why: it must
-// be pulling from its consumer, and its circuit breaker must not be open
-// (Apinizer answers and accepts the worker's credentials). /readyz combines
-// it with the NATS connection's state.
+// be pulling from its consumer, its circuit breaker must not be open
+// (Apinizer answers and accepts the worker's credentials), and JetStream
+// must store its bookkeeping (ledger, results, dead letters). /readyz
+// combines it with the NATS connection's state.
 func (w *Worker) Ready() error {
 	if !w.bound.Load() {
 		return errors.New("not bound to the jobs consumer")
@@ -97,7 +101,7 @@ func (w *Worker) Ready() error {
 	if s, _ := w.breaker.current(); s == open {
 		return fmt.Errorf("circuit breaker open: %s", w.breaker.openCause())
 	}
-	return nil
+	return w.storeUnavailable()
 }
 
 // Run pulls and handles jobs until ctx ends, then stops pulling, lets the
@@ -126,10 +130,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Go(func() { w.sampleBacklog(ctx) })
 	wg.Go(func() { w.superviseBreaker(ctx) })
 	wg.Go(func() { w.handleAdvisories(ctx) })
-	w.pull(ctx, jobsCtx, &wg)
+	wg.Go(func() { w.pull(ctx, jobsCtx, &wg) })
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	// The grace starts when the worker is told to stop, not once its last
+	// pull has expired.
 	grace := time.NewTimer(w.cfg.ShutdownGrace)
 	defer grace.Stop()
 	select {
@@ -162,10 +173,11 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		})
 	}
 	for {
-		// While Apinizer is down no new job is taken: it would only fail.
-		// The select below may pick a free slot over a done ctx, so ctx is
-		// checked first: a stopping worker starts no new pull.
-		if err := w.breaker.waitFor(ctx, closed); err != nil || ctx.Err() != nil {
+		// While Apinizer is down, or JetStream cannot store the jobs'
+		// bookkeeping, no new job is taken: it would only wait. The select
+		// below may pick a free slot over a done ctx, so ctx is checked
+		// first: a stopping worker starts no new pull.
+		if err := w.waitUsable(ctx); err != nil || ctx.Err() != nil {
 			return
 		}
 		select {
@@ -185,8 +197,9 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		}
 		// The pull is not cut short by ctx: a message the server sends to an
 		// abandoned pull would sit out a whole ack wait before redelivery.
-		// Shutdown waits for the pull to expire instead (FetchWait).
-		fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FetchWait)
+		// Shutdown waits for the pull to expire instead (FetchWait), unless
+		// the shutdown grace runs out first (jobsCtx).
+		fetchCtx, cancel := context.WithTimeout(jobsCtx, w.cfg.FetchWait)
 		batch, err := w.cons.Fetch(n, jetstream.FetchContext(fetchCtx))
 		if err == nil {
 			for msg := range batch.Messages() {
@@ -201,9 +214,33 @@ func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 		}
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 			w.log.Warn("fetch failed", "err", err)
+			w.reprovision(ctx, streams.Jobs, err)
 			if !sleep(ctx, time.Second) {
 				return
 			}
+		}
+	}
+}
+
+// waitUsable returns once the breaker is not open and JetStream stores
+// again. A half-open breaker takes jobs: one of them makes its trial call,
+// and the others wait for its outcome, kept alive (call).
+func (w *Worker) waitUsable(ctx context.Context) error {
+	for {
+		s, changed := w.breaker.current()
+		if s == open {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-changed:
+			}
+			continue
+		}
+		if err := w.store.waitClear(ctx); err != nil {
+			return err
+		}
+		if s, _ := w.breaker.current(); s != open {
+			return nil
 		}
 	}
 }

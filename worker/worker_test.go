@@ -65,10 +65,15 @@ type workerOpts struct {
 	maxJobs     int
 	retry       executor.RetryPolicy
 	grace       time.Duration
+	fetchWait   time.Duration
 	// wrap, if set, wraps the executor (to inject a panic).
 	wrap func(worker.Executor) worker.Executor
 	// executor, if set, adjusts the executor's configuration.
 	executor func(*executor.Config)
+	// started, if set, is given the worker before it runs.
+	started func(*worker.Worker)
+	// noProvision leaves deleted JetStream objects missing.
+	noProvision bool
 }
 
 // startWorker runs a real worker, with fast redeliveries and probes and its
@@ -81,14 +86,17 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 			Concurrency:     o.concurrency,
 			MaxJobs:         o.maxJobs,
 			ShutdownGrace:   o.grace,
+			FetchWait:       o.fetchWait,
 			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
 			Logger:          testLogger(t),
 			ProbeInterval:   20 * time.Millisecond,
 		},
-		Retry:    o.retry,
-		Lease:    2 * b.topo.AckWait,
-		Wrap:     o.wrap,
-		Executor: o.executor,
+		Retry:       o.retry,
+		Lease:       2 * b.topo.AckWait,
+		Wrap:        o.wrap,
+		Executor:    o.executor,
+		Started:     o.started,
+		NoProvision: o.noProvision,
 	})
 }
 

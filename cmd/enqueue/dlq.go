@@ -20,11 +20,12 @@ import (
 //	enqueue dlq show ID
 //	enqueue dlq replay ID | --all [--subject S]
 //	enqueue dlq purge [--subject S]
+//	enqueue dlq stranded [--redrive]
 //
 // ID is a record's sequence number (from list) or a job id.
 func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("dlq: want list, show, replay or purge")
+		return errors.New("dlq: want list, show, replay, purge or stranded")
 	}
 	verb := args[0]
 	var (
@@ -32,6 +33,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		subject string
 		limit   int
 		all     bool
+		redrive bool
 	)
 	fs := flag.NewFlagSet("enqueue dlq "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -45,9 +47,11 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.StringVar(&subject, "subject", "", "with --all, only dead letters of this job subject")
 	case "purge":
 		fs.StringVar(&subject, "subject", "", "only dead letters of this job subject")
+	case "stranded":
+		fs.BoolVar(&redrive, "redrive", false, "republish each stranded job as a new delivery, keeping its job id")
 	case "show":
 	default:
-		return fmt.Errorf("dlq: unknown command %q: want list, show, replay or purge", verb)
+		return fmt.Errorf("dlq: unknown command %q: want list, show, replay, purge or stranded", verb)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -72,6 +76,8 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer cancel()
 
 	switch verb {
+	case "stranded":
+		return stranded(ctx, js, redrive, stdout, stderr)
 	case "list":
 		recs, err := dlq.List(ctx, js, filter, limit)
 		if err != nil {

@@ -87,6 +87,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if cfg.provision {
+		// Provision resets what differs without a word: say what it resets.
+		drift, err := streams.Drift(setupCtx, js, cfg.topo)
+		if err != nil {
+			log.Warn("could not compare the JetStream objects with the configuration", "err", err)
+		}
+		for _, d := range drift {
+			log.Warn("provisioning resets a setting that differs from the configuration", "difference", d)
+		}
 		if err := streams.Provision(setupCtx, js, cfg.topo); err != nil {
 			return err
 		}
@@ -140,6 +148,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	wcfg := cfg.worker
 	wcfg.Ledger, wcfg.Logger, wcfg.Metrics = led, log, m
+	if cfg.provision {
+		// A stream, consumer or bucket deleted while the worker runs is
+		// re-created at once, not only at the next start.
+		wcfg.Topology = &cfg.topo
+	}
 	w, err := worker.New(wcfg, js, cons, exec)
 	if err != nil {
 		return err

@@ -96,6 +96,7 @@ var alertSeries = map[string][]string{
 		`time() - min by (job) (process_start_time_seconds and on (job, instance) apiops_inventory_interval_seconds)`,
 		`3 * max by (job) (apiops_inventory_interval_seconds)`,
 	},
+	"ApiopsJetStreamUnavailable": {`max by (job, object) (max_over_time(apiops_jetstream_unavailable[2m]))`},
 }
 
 // dashboardVars are the values the template variables take in the test: everything the

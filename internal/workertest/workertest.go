@@ -72,10 +72,16 @@ type Worker struct {
 	Registry *prometheus.Registry
 	// NoLedger turns bookkeeping off.
 	NoLedger bool
+	// NoProvision leaves a JetStream object deleted under the worker
+	// missing (reported, not re-created), as WORKER_NO_PROVISION does.
+	NoProvision bool
 	// Lease is the ledger lease. Default: the ack wait.
 	Lease time.Duration
 	// Wrap, if set, wraps the executor (to inject a fault into it).
 	Wrap func(worker.Executor) worker.Executor
+	// Started, if set, is given the worker before it runs (to ask it
+	// Ready).
+	Started func(*worker.Worker)
 	// Executor, if set, adjusts the executor's configuration (another
 	// simulator, a token file, client credentials) before it is built.
 	Executor func(*executor.Config)
@@ -116,6 +122,9 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(o.Registry)
 	}
+	if cfg.Topology == nil && !o.NoProvision {
+		cfg.Topology = &s.Topology
+	}
 	if o.Lease == 0 {
 		o.Lease = s.Topology.AckWait
 	}
@@ -135,6 +144,9 @@ func (s *Stack) StartWorker(tb testing.TB, o Worker) (stop func() error, reg *pr
 	w, err := worker.New(cfg, s.JS, cons, ex)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if o.Started != nil {
+		o.Started(w)
 	}
 	return Run(tb, w), o.Registry
 }

@@ -1,0 +1,30 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// JetStreamObjects are the values of the object label of
+// apiops_jetstream_unavailable: what the worker stores into. They are the
+// streams package's names, spelled out so that metrics imports no streams.
+var JetStreamObjects = []string{"apiops_ledger", "APIOPS_RESULTS", "APIOPS_DLQ"}
+
+func newJetStreamUnavailable(reg prometheus.Registerer) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "jetstream_unavailable",
+		Help: "1 while JetStream cannot store into the object (the ledger bucket, the results or the dead-letter stream): storage full, stream missing, no responders, timeout. Jobs wait, spending no delivery.",
+	}, []string{"object"})
+	// Born at 0, so that an alert can tell "fine" from "never measured".
+	for _, o := range JetStreamObjects {
+		g.WithLabelValues(o)
+	}
+	reg.MustRegister(g)
+	return g
+}
+
+// JetStreamUnavailable records whether JetStream can store into object.
+func (m *Metrics) JetStreamUnavailable(object string, unavailable bool) {
+	v := 0.0
+	if unavailable {
+		v = 1
+	}
+	m.jsUnavailable.WithLabelValues(object).Set(v)
+}
