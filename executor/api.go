@@ -148,6 +148,23 @@ func (e *TokenError) Is(target error) bool {
 	return target == ErrUnauthorized || target == ErrPermanent
 }
 
+// CredentialsError is the worker's own credentials being unusable before any
+// request: the token source failed (a token file missing, unreadable or
+// empty). Like a 401 it refuses every job alike, so it matches
+// ErrUnauthorized (reason missing) and the caller pauses instead of spending
+// the job's deliveries; it resumes once the token can be read again. Err
+// never holds the token.
+type CredentialsError struct {
+	Err error
+}
+
+func (e *CredentialsError) Error() string { return "executor: reading the token: " + e.Err.Error() }
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// Is makes a CredentialsError match ErrUnauthorized.
+func (e *CredentialsError) Is(target error) bool { return target == ErrUnauthorized }
+
 // retryableStatus reports whether a response with this status may succeed if
 // the same request is sent again later.
 func retryableStatus(code int) bool {

@@ -186,9 +186,9 @@ func tokenError(err error) error {
 	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrRetryable) {
 		return fmt.Errorf("executor: getting a token: %w", err)
 	}
-	// Not the job's fault: it must be retried once a token is readable
-	// again.
-	return fmt.Errorf("executor: reading token: %w: %w", err, ErrRetryable)
+	// Not the job's fault, nor Apinizer's: the worker's credentials are
+	// unusable until the token can be read again.
+	return &CredentialsError{Err: err}
 }
 
 // credentials builds the token provider of a validated config.

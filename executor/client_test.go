@@ -406,13 +406,13 @@ func TestTokenIsReadForEveryAttempt(t *testing.T) {
 		t.Errorf("Token called %d times, want 3", got)
 	}
 
-	t.Run("a token that cannot be read is retryable and sends nothing", func(t *testing.T) {
+	t.Run("a token that cannot be read is the worker's missing credentials and sends nothing", func(t *testing.T) {
 		b := setup(t, func(c *Config) {
 			c.Token = func() (string, error) { return "", errors.New("open /run/token: no such file") }
 		})
 		resp, err := b.client.Execute(context.Background(), certificateUpdate(b.pem), Call{})
-		if class(err) != "retryable" || resp.Attempts != 0 || len(b.sim.Requests()) != 0 {
-			t.Errorf("Execute = %+v, %v; want retryable with no attempt", resp, err)
+		if !errors.Is(err, ErrUnauthorized) || AuthReason(err) != AuthMissing || errors.Is(err, ErrPermanent) || resp.Attempts != 0 || len(b.sim.Requests()) != 0 {
+			t.Errorf("Execute = %+v, %v; want unauthorized (missing), not permanent, with no attempt", resp, err)
 		}
 	})
 }

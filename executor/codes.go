@@ -66,9 +66,15 @@ func AuthReason(err error) string {
 	if !errors.Is(err, ErrUnauthorized) {
 		return ""
 	}
-	var tokErr *TokenError
+	var (
+		tokErr  *TokenError
+		credErr *CredentialsError
+	)
 	if errors.As(err, &tokErr) {
 		return AuthBadClientCredentials
+	}
+	if errors.As(err, &credErr) {
+		return AuthMissing
 	}
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) {

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -132,5 +133,52 @@ func writeToken(t *testing.T, path, token string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMissingTokenFileIsAnOutageThatSpendsNoDelivery starts a worker whose
+// token file does not exist yet: the jobs wait, none is redelivered, failed
+// or dead-lettered, and each is applied once after the file appears.
+func TestMissingTokenFileIsAnOutageThatSpendsNoDelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	rs := b.watchResults(t)
+	b.publish(t, b.keyDeletes(20, "waiting-%02d", "job-")...)
+	_, reg := b.startWorker(t, workerOpts{executor: func(c *executor.Config) {
+		c.Token = func() (string, error) {
+			t, err := os.ReadFile(tokenFile)
+			return strings.TrimSpace(string(t)), err
+		}
+	}})
+
+	// Six refusals take the probes' backoff (20ms doubling) over a second:
+	// longer than the five deliveries of 100ms apart that a job spending
+	// its deliveries would have had.
+	poll.Until(t, 30*time.Second, "the breaker to stay open through six refusals of the missing token", func() bool {
+		return gauge(t, reg, "apiops_circuit_breaker_state") == 2 && // open
+			testutil.ToFloat64(counter(t, reg, "apiops_apinizer_auth_failures_total")) >= 6
+	})
+	writeToken(t, tokenFile, token)
+	for id, r := range rs.next(t, 20, 60*time.Second) {
+		if r.Status != jobs.StatusSucceeded || r.Attempts != 1 {
+			t.Errorf("job %s: %s after %d attempts %+v, want succeeded after 1", id, r.Status, r.Attempts, r.Error)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := b.js.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 20 {
+		t.Errorf("the consumer made %d deliveries of 20 jobs, want 20: the missing token spent deliveries", info.Delivered.Consumer)
+	}
+	if n := b.streamMsgs(t, streams.DeadLetters); n != 0 {
+		t.Errorf("%d dead letters, want 0", n)
 	}
 }
