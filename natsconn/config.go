@@ -77,6 +77,12 @@ type Config struct {
 	// minutes, and a worker would look ready while holding jobs it cannot
 	// settle.
 	PingInterval time.Duration
+	// StartupRetry is how long Connect keeps trying, with exponential
+	// backoff, while no server can be reached at all: a worker started
+	// before NATS (or while it restarts) waits for it instead of exiting
+	// into a crash loop. A server that answers and refuses is not retried.
+	// Default 0: one try, as a command line tool wants.
+	StartupRetry time.Duration
 }
 
 // WithDefaults returns c with every unset duration at its default.
@@ -138,6 +144,7 @@ func (c Config) Validate() error {
 		{SettingConnectTimeout, c.ConnectTimeout},
 		{SettingReconnectWait, c.ReconnectWait},
 		{SettingPingInterval, c.PingInterval},
+		{SettingStartupRetry, c.StartupRetry},
 	} {
 		if d.value < 0 {
 			bad(d.setting, "%s: want a positive duration", d.value)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
@@ -28,6 +30,30 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 	if err != nil {
 		return nil, err
 	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 250*time.Millisecond, 5*time.Second, cfg.StartupRetry
+	for {
+		nc, err := connect(ctx, cfg, opts)
+		if err == nil || cfg.StartupRetry <= 0 || !errors.Is(err, nats.ErrNoServers) {
+			return nc, err
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop {
+			return nil, fmt.Errorf("%w (tried for %s)", err, cfg.StartupRetry)
+		}
+		log.Warn("NATS cannot be reached yet; retrying", "url", Redact(cfg.URL), "in", wait, "for_at_most", cfg.StartupRetry, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(cfg.URL), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// connect makes one attempt, abandoned when ctx ends.
+func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, error) {
 	type attempt struct {
 		nc  *nats.Conn
 		err error

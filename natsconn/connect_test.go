@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/natsconn/natsconntest"
 )
@@ -218,5 +219,48 @@ func TestConnectUsesTheInboxPrefix(t *testing.T) {
 				t.Fatalf("AccountInfo: %v; want an answer: %v", err, tc.wantAnswer)
 			}
 		})
+	}
+}
+
+// A worker started before NATS waits for it, saying so, instead of exiting;
+// a tool (no StartupRetry) still fails at once.
+func TestConnectWaitsForAServerThatStartsLater(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there until the server starts
+	url := "nats://" + ln.Addr().String()
+
+	log, logs := captureLogger()
+	if _, err := natsconn.Connect(context.Background(), natsconn.Config{URL: url}, log); err == nil {
+		t.Fatal("Connect without StartupRetry succeeded with nothing listening")
+	}
+
+	type result struct {
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := natsconn.Connect(context.Background(), natsconn.Config{URL: url, StartupRetry: time.Minute}, log)
+		if nc != nil {
+			nc.Close()
+		}
+		done <- result{err}
+	}()
+	// The server starts once Connect has said that it is waiting.
+	poll.Until(t, 30*time.Second, "Connect to say it is retrying", func() bool {
+		return strings.Contains(logs.String(), "NATS cannot be reached yet; retrying")
+	})
+	natstest.RunServer(t, func(o *server.Options) { o.Port = port })
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("Connect with StartupRetry: %v, want connected once the server started", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Connect did not return within 30s of the server starting")
 	}
 }

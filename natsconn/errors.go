@@ -18,6 +18,7 @@ const (
 	SettingConnectTimeout Setting = "NATS connect timeout"
 	SettingReconnectWait  Setting = "NATS reconnect wait"
 	SettingPingInterval   Setting = "NATS ping interval"
+	SettingStartupRetry   Setting = "NATS start-up retry"
 )
 
 // A SettingError is a setting that is missing or malformed, or a file that

@@ -134,6 +134,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	// in /debug/pprof/cmdline.
 	c.nats.Password = getenv("NATS_PASSWORD")
 	c.nats.Token = getenv("NATS_TOKEN")
+	dur(&c.nats.StartupRetry, "NATS_STARTUP_RETRY", "nats-startup-retry", 2*time.Minute, "how long start-up keeps trying to reach NATS, with backoff, before it gives up")
 	str(&c.nats.InboxPrefix, "NATS_INBOX_PREFIX", "nats-inbox-prefix", "", "prefix of the worker's reply subjects, e.g. _INBOX_apiops-worker, so that its user may subscribe to its own replies only")
 	str(&c.nats.NKeySeedFile, "NATS_NKEY", "nats-nkey", "", "NATS NKey seed file")
 	str(&c.nats.TLSCAFile, "NATS_TLS_CA", "nats-tls-ca", "", "CA file to verify the NATS server")
@@ -268,6 +269,7 @@ var natsVars = map[natsconn.Setting]string{
 	natsconn.SettingUser:         "NATS_USER",
 	natsconn.SettingToken:        "NATS_TOKEN",
 	natsconn.SettingInboxPrefix:  "NATS_INBOX_PREFIX",
+	natsconn.SettingStartupRetry: "NATS_STARTUP_RETRY",
 	natsconn.SettingTLSCAFile:    "NATS_TLS_CA",
 	natsconn.SettingTLSCertFile:  "NATS_TLS_CERT",
 }
