@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/apiops-worker/apiops-worker/lease"
 )
 
 // ErrInvalidConfig is wrapped by every Config validation error.
@@ -73,7 +75,7 @@ func (c Config) WithDefaults() Config {
 		c.Lease = 30 * time.Second
 	}
 	if c.Holder == "" {
-		c.Holder = defaultHolder()
+		c.Holder = lease.DefaultHolder()
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -13,8 +13,12 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/lease"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
+
+// leaseKey is the lease's key in the inventory bucket.
+const leaseKey = "lease"
 
 // Source is what the inventory reads from Apinizer.
 type Source interface {
@@ -35,7 +39,7 @@ type Inventory struct {
 	col     *collector
 	ctr     *counters
 	pub     *publisher
-	lease   atomic.Pointer[lease] // set by Run
+	lease   atomic.Pointer[lease.Lease] // set by Run
 }
 
 // New returns an inventory for cfg, after applying defaults and validating
@@ -74,7 +78,7 @@ func (inv *Inventory) held() bool {
 	if l == nil {
 		return false
 	}
-	ok, _ := l.held()
+	ok, _ := l.Held()
 	return ok
 }
 
@@ -90,14 +94,14 @@ func (inv *Inventory) Run(ctx context.Context) error {
 	if _, err := inv.js.Stream(ctx, streams.Events); err != nil {
 		return fmt.Errorf("inventory: stream %s: %w", streams.Events, err)
 	}
-	l := newLease(kv, inv.cfg.Holder, inv.cfg.Lease)
+	l := lease.New(kv, leaseKey, inv.cfg.Holder, inv.cfg.Lease)
 	inv.lease.Store(l)
 	defer func() {
 		// ctx has ended: give the lease up on a context of its own, so
 		// that another replica takes over now rather than at expiry.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := l.release(rctx); err != nil {
+		if err := l.Release(rctx); err != nil {
 			inv.logger.Warn("could not give the inventory lease up; another replica takes over when it expires", slog.Any("error", err))
 		}
 		inv.col.set(snapshot{})
@@ -119,7 +123,7 @@ func (inv *Inventory) Run(ctx context.Context) error {
 		case <-acquired:
 		case <-next.C:
 		}
-		held, term := l.held()
+		held, term := l.Held()
 		if !held {
 			continue // the next acquisition starts a round
 		}
@@ -129,47 +133,24 @@ func (inv *Inventory) Run(ctx context.Context) error {
 	}
 }
 
-// keepLease renews the lease while it is held and tries for it while
-// another replica holds it, until ctx ends. It signals acquired when this
+// keepLease keeps the lease until ctx ends. It signals acquired when this
 // replica takes the lease, and drops the snapshot when it loses it.
-func (inv *Inventory) keepLease(ctx context.Context, l *lease, acquired chan<- struct{}) {
-	was := false
-	for {
-		_, err := l.step(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			inv.ctr.errors.WithLabelValues(reasonLease).Inc()
-			inv.logger.Warn("inventory lease", slog.Any("error", err))
-		}
-		// held, not step's answer: a holder that cannot renew keeps the
-		// lease until its record expires, and not a moment longer.
-		held, _ := l.held()
-		switch {
-		case held && !was:
-			inv.ctr.held.Set(1)
-			inv.logger.Info("took the inventory lease", slog.String("holder", inv.cfg.Holder))
-			select {
-			case acquired <- struct{}{}:
-			default:
-			}
-		case !held && was:
+func (inv *Inventory) keepLease(ctx context.Context, l *lease.Lease, acquired chan<- struct{}) {
+	l.Keep(ctx, func(held bool) {
+		if !held {
 			inv.ctr.held.Set(0)
 			inv.col.set(snapshot{})
 			inv.logger.Warn("lost the inventory lease; exporting and publishing nothing", slog.String("holder", inv.cfg.Holder))
-		}
-		was = held
-		wait := l.pollEvery()
-		if held {
-			wait = l.renewEvery()
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
 		}
-	}
+		inv.ctr.held.Set(1)
+		inv.logger.Info("took the inventory lease", slog.String("holder", inv.cfg.Holder))
+		select {
+		case acquired <- struct{}{}:
+		default:
+		}
+	}, func(err error) {
+		inv.ctr.errors.WithLabelValues(reasonLease).Inc()
+		inv.logger.Warn("inventory lease", slog.Any("error", err))
+	})
 }

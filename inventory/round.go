@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/lease"
 )
 
 // round lists the certificates of every project, replaces the exported
@@ -15,7 +16,7 @@ import (
 // publishes the expiry events, all only while this replica
 // still holds the lease (term open). A project that cannot be listed keeps
 // its series of the previous round, and the round is no success.
-func (inv *Inventory) round(ctx context.Context, l *lease, term <-chan struct{}) {
+func (inv *Inventory) round(ctx context.Context, l *lease.Lease, term <-chan struct{}) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -25,7 +26,7 @@ func (inv *Inventory) round(ctx context.Context, l *lease, term <-chan struct{})
 		case <-ctx.Done():
 		}
 	}()
-	stillHeld := func() bool { ok, _ := l.held(); return ok && ctx.Err() == nil }
+	stillHeld := func() bool { ok, _ := l.Held(); return ok && ctx.Err() == nil }
 
 	now := inv.cfg.Now()
 	projects := inv.cfg.Projects
