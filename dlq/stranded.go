@@ -30,9 +30,12 @@ type Stranded struct {
 	Subject   string
 	JobID     string // empty when the message names no usable id
 	Published time.Time
-	valid     bool // a valid job, not an invalid one naming its id
-	header    nats.Header
-	data      []byte
+	// Deliveries is the highest delivery that claimed the job in the
+	// ledger, 0 when none did.
+	Deliveries uint64
+	valid      bool // a valid job, not an invalid one naming its id
+	header     nats.Header
+	data       []byte
 }
 
 // FindStranded lists the stranded jobs, oldest first, and how many jobs the
@@ -82,6 +85,9 @@ func FindStranded(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyV
 			rec, err := ledger.ReadJob(ctx, kv, st.JobID)
 			if err == nil && (rec.State == ledger.StateFinal || rec.LeaseUntil.After(time.Now())) {
 				continue
+			}
+			if err == nil {
+				st.Deliveries = rec.Deliveries
 			}
 			if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 				return nil, 0, fmt.Errorf("dlq: stranded: job %q: %w", st.JobID, err)

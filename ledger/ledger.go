@@ -73,9 +73,14 @@ type JobRecord struct {
 	// raised before each request is sent (by the claim for its first), so
 	// after a crash it may count a request that never left, never the
 	// reverse.
-	Attempts  int          `json:"attempts"`
-	StartedAt time.Time    `json:"startedAt"`
-	Result    *jobs.Result `json:"result,omitempty"`
+	Attempts int `json:"attempts"`
+	// Deliveries is the highest delivery of the job's message that claimed
+	// it: a record not final whose Deliveries reached the consumer's max
+	// deliver is a job the server gave up on (stranded, unless its
+	// advisory is handled).
+	Deliveries uint64       `json:"deliveries,omitempty"`
+	StartedAt  time.Time    `json:"startedAt"`
+	Result     *jobs.Result `json:"result,omitempty"`
 }
 
 // ResourceRecord is the stored state of one Apinizer resource.
@@ -145,14 +150,15 @@ type JobClaim struct {
 	rev   uint64
 }
 
-// ClaimJob claims the job's record, creating it if needed. When the record is
-// already final the claim is returned with Record.State == StateFinal and
-// must not be worked on. When another worker holds a live lease the error is
-// a *BusyError.
-func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) {
+// ClaimJob claims the job's record for delivery number delivery of its
+// message, creating the record if needed. When the record is already final
+// the claim is returned with Record.State == StateFinal and must not be
+// worked on. When another worker holds a live lease the error is a
+// *BusyError.
+func (l *Ledger) ClaimJob(ctx context.Context, jobID string, delivery uint64) (*JobClaim, error) {
 	key := jobKey(jobID)
 	now := l.now()
-	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease), StartedAt: now, Attempts: 1}
+	rec := JobRecord{JobID: jobID, State: StateRunning, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease), StartedAt: now, Attempts: 1, Deliveries: delivery}
 	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
 	if err == nil {
 		return &JobClaim{Record: rec, rev: rev}, nil
@@ -184,6 +190,7 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string) (*JobClaim, error) 
 	old.Owner, old.Token = l.owner, newToken()
 	old.LeaseUntil = now.Add(l.lease)
 	old.Attempts++
+	old.Deliveries = max(old.Deliveries, delivery)
 	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
 	if err != nil {
 		if isConflict(err) {

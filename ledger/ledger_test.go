@@ -61,7 +61,7 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 	a, b, clk := setup(t)
 	ctx := context.Background()
 
-	claim, err := a.ClaimJob(ctx, "job-1")
+	claim, err := a.ClaimJob(ctx, "job-1", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +69,10 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 		t.Errorf("fresh claim: prior %d, attempts %d; want 0 and 1 (the claim counts its first attempt)", claim.Prior, claim.Record.Attempts)
 	}
 	var busy *ledger.BusyError
-	if _, err := b.ClaimJob(ctx, "job-1"); !errors.As(err, &busy) || busy.Holder != "worker-a" {
+	if _, err := b.ClaimJob(ctx, "job-1", 1); !errors.As(err, &busy) || busy.Holder != "worker-a" {
 		t.Fatalf("second worker's claim: %v, want busy, held by worker-a", err)
 	}
-	if _, err := a.ClaimJob(ctx, "job-1"); !errors.Is(err, ledger.ErrBusy) {
+	if _, err := a.ClaimJob(ctx, "job-1", 1); !errors.Is(err, ledger.ErrBusy) {
 		t.Fatalf("the same worker claiming again: %v, want busy: one process must not run a job twice", err)
 	}
 	// The first attempt is counted by the claim; the second is written.
@@ -84,7 +84,7 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 	}
 
 	clk.advance(2 * time.Minute) // worker-a died: its lease lapses
-	taken, err := b.ClaimJob(ctx, "job-1")
+	taken, err := b.ClaimJob(ctx, "job-1", 1)
 	if err != nil {
 		t.Fatalf("claim after the lease: %v", err)
 	}
@@ -97,7 +97,7 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 	if err := b.Finish(ctx, taken, jobs.Result{JobID: "job-1", Status: jobs.StatusSucceeded}); err != nil {
 		t.Fatal(err)
 	}
-	final, err := a.ClaimJob(ctx, "job-1")
+	final, err := a.ClaimJob(ctx, "job-1", 1)
 	if err != nil || final.Record.State != ledger.StateFinal || final.Record.Result.Status != jobs.StatusSucceeded {
 		t.Errorf("claim of a final job: %+v, %v; want the stored result", final, err)
 	}
@@ -111,7 +111,7 @@ func TestAFirstAttemptAfterALongWaitChecksTheClaim(t *testing.T) {
 	a, b, clk := setup(t)
 	ctx := context.Background()
 	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: "k"}
-	claim, err := a.ClaimJob(ctx, "job-wait")
+	claim, err := a.ClaimJob(ctx, "job-wait", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,13 +129,13 @@ func TestAFirstAttemptAfterALongWaitChecksTheClaim(t *testing.T) {
 		t.Fatalf("resource after 40s: %v", err)
 	}
 	clk.advance(40 * time.Second) // 80s after the claim, 40s after the renewal
-	if _, err := b.ClaimJob(ctx, "job-wait"); !errors.Is(err, ledger.ErrBusy) {
+	if _, err := b.ClaimJob(ctx, "job-wait", 1); !errors.Is(err, ledger.ErrBusy) {
 		t.Fatalf("another worker 40s after the renewal: %v, want busy", err)
 	}
 
 	// Taken over while the first worker was cut off: its attempt must not go out.
 	clk.advance(2 * time.Minute)
-	if _, err := b.ClaimJob(ctx, "job-wait"); err != nil {
+	if _, err := b.ClaimJob(ctx, "job-wait", 1); err != nil {
 		t.Fatalf("takeover: %v", err)
 	}
 	if _, err := b.LockResource(ctx, res, "job-wait"); err != nil {
@@ -153,14 +153,14 @@ func TestAReleasedJobIsTakenAtOnce(t *testing.T) {
 	t.Parallel()
 	a, b, _ := setup(t)
 	ctx := context.Background()
-	claim, err := a.ClaimJob(ctx, "job-2")
+	claim, err := a.ClaimJob(ctx, "job-2", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Release(ctx, claim); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.ClaimJob(ctx, "job-2"); err != nil {
+	if _, err := b.ClaimJob(ctx, "job-2", 1); err != nil {
 		t.Errorf("claim after release: %v, want it at once", err)
 	}
 }
@@ -217,7 +217,7 @@ func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
 	t.Parallel()
 	a, b, _, kv := setupBucket(t)
 	ctx := context.Background()
-	if _, err := a.ClaimJob(ctx, "stranded"); err != nil {
+	if _, err := a.ClaimJob(ctx, "stranded", 1); err != nil {
 		t.Fatal(err)
 	}
 	failed := jobs.Result{JobID: "stranded", Status: jobs.StatusFailed, Error: &jobs.ResultError{Code: "retries_exhausted"}}
@@ -226,7 +226,7 @@ func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
 		t.Fatalf("settle: %+v, %v; want final, failed, its 1 attempt kept", rec, err)
 	}
 	// A job that did finish keeps its own result.
-	done, err := a.ClaimJob(ctx, "done")
+	done, err := a.ClaimJob(ctx, "done", 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,3 +28,15 @@ func (m *Metrics) JetStreamUnavailable(object string, unavailable bool) {
 	}
 	m.jsUnavailable.WithLabelValues(object).Set(v)
 }
+
+func newStrandedJobs(reg prometheus.Registerer) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "stranded_jobs",
+		Help: "Jobs the server gave up on (their deliveries ran out) still in APIOPS_JOBS with no final result, as the last stranded-jobs check counted them; 0 on replicas not holding its lease. enqueue dlq stranded --redrive finishes them.",
+	})
+	reg.MustRegister(g)
+	return g
+}
+
+// StrandedJobs records the last stranded-jobs check's count.
+func (m *Metrics) StrandedJobs(n int) { m.strandedJobs.Set(float64(n)) }

@@ -47,6 +47,7 @@ type Metrics struct {
 	requestsInFlight prometheus.Gauge
 	authFailures     *prometheus.CounterVec
 	jsUnavailable    *prometheus.GaugeVec
+	strandedJobs     prometheus.Gauge
 }
 
 // New creates the collectors and registers them, with build info, on reg;
@@ -143,6 +144,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.requestDuration, m.requestsInFlight, m.authFailures, buildInfo,
 	)
 	m.jsUnavailable = newJetStreamUnavailable(reg)
+	m.strandedJobs = newStrandedJobs(reg)
 	return m
 }
 

@@ -53,7 +53,7 @@ func (w *Worker) busy(d *delivery, err error, reason string) fate {
 func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
 	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.JobClaim, error) {
 		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.JobClaim, error) {
-			return w.cfg.Ledger.ClaimJob(ctx, d.jobID)
+			return w.cfg.Ledger.ClaimJob(ctx, d.jobID, d.deliveries)
 		})
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/internal/setting"
 	"github.com/apiops-worker/apiops-worker/inventory"
 	"github.com/apiops-worker/apiops-worker/natsconn"
+	"github.com/apiops-worker/apiops-worker/stranded"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -30,6 +31,8 @@ type config struct {
 	apinizerTokenFile string
 	// inventory watches the certificates Apinizer serves; off while
 	// inventoryProjects is empty.
+	// strandedInterval is the stranded-jobs check's period; 0 turns it off.
+	strandedInterval  time.Duration
 	inventory         inventory.Config
 	inventoryProjects string
 	inventoryRate     int
@@ -146,6 +149,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerClientID, "APINIZER_CLIENT_ID", "apinizer-client-id", "", "Apinizer user whose client credentials get the token (POST /apiops/auth/token); with APINIZER_CLIENT_SECRET or --apinizer-client-secret-file")
 	str(&c.apinizerClientSecretFile, "APINIZER_CLIENT_SECRET_FILE", "apinizer-client-secret-file", "", "file holding the client secret, re-read for every token fetch")
 	c.apinizerClientSecret = getenv("APINIZER_CLIENT_SECRET") // no flag: a flag would show in ps
+	dur(&c.strandedInterval, "WORKER_STRANDED_CHECK_INTERVAL", "stranded-check-interval", 5*time.Minute, "how often one replica counts the jobs the server gave up on that no worker finished (apiops_stranded_jobs); 0 turns the check off")
 	str(&c.inventoryProjects, "APINIZER_INVENTORY_PROJECTS", "inventory-projects", "", "projects whose certificates the inventory watches, comma-separated; * for every project; empty: no inventory")
 	dur(&c.inventory.Interval, "APINIZER_INVENTORY_INTERVAL", "inventory-interval", 10*time.Minute, "time between inventory rounds")
 	dur(&c.inventory.ExpiryWarning, "APINIZER_EXPIRY_WARNING", "expiry-warning", 720*time.Hour, "how close a certificate's notAfter must be for an expiry event")
@@ -224,6 +228,11 @@ func (c config) validate() error {
 	}
 	if (c.apinizerClientCert == "") != (c.apinizerClientKey == "") {
 		bad("APINIZER_CLIENT_CERT", "APINIZER_CLIENT_CERT and APINIZER_CLIENT_KEY go together")
+	}
+	if c.strandedInterval != 0 {
+		if err := (stranded.Config{Interval: c.strandedInterval}).WithDefaults().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("WORKER_STRANDED_CHECK_INTERVAL (--stranded-check-interval): %w", err))
+		}
 	}
 	if len(c.inventory.Projects) > 0 {
 		if err := c.inventory.WithDefaults().Validate(); err != nil {

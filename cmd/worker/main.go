@@ -34,6 +34,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/metrics"
 	"github.com/apiops-worker/apiops-worker/natsconn"
+	"github.com/apiops-worker/apiops-worker/stranded"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -210,6 +211,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var invErr error
 	if inv != nil {
 		samples.Go(func() { invErr = inv.Run(ctx) })
+	}
+	if cfg.strandedInterval > 0 {
+		watch, err := stranded.NewWatch(stranded.Config{Interval: cfg.strandedInterval}, js, kv, m, log.With("component", "stranded-check"))
+		if err != nil {
+			return err
+		}
+		samples.Go(func() { watch.Run(ctx) })
 	}
 	runErr := w.Run(ctx)
 	samples.Wait()

@@ -97,6 +97,7 @@ var alertSeries = map[string][]string{
 		`3 * max by (job) (apiops_inventory_interval_seconds)`,
 	},
 	"ApiopsJetStreamUnavailable": {`max by (job, object) (max_over_time(apiops_jetstream_unavailable[2m]))`},
+	"ApiopsJobsStranded":         {`max by (job) (apiops_stranded_jobs)`},
 }
 
 // dashboardVars are the values the template variables take in the test: everything the
