@@ -121,6 +121,27 @@ func newJob(subject string) (Job, *string) {
 	case SubjectCredentialPublicKeyDelete:
 		j := new(CredentialPublicKeyDelete)
 		return j, &j.JobID
+	case SubjectKeyCreate:
+		j := new(KeyCreate)
+		return j, &j.JobID
+	case SubjectKeyUpdate:
+		j := new(KeyUpdate)
+		return j, &j.JobID
+	case SubjectCredentialPublicKeySet:
+		j := new(CredentialPublicKeySet)
+		return j, &j.JobID
+	case SubjectCredentialCertificateSet:
+		j := new(CredentialCertificateSet)
+		return j, &j.JobID
+	case SubjectCredentialCertificateDelete:
+		j := new(CredentialCertificateDelete)
+		return j, &j.JobID
+	case SubjectJWKParse:
+		j := new(JWKParse)
+		return j, &j.JobID
+	case SubjectJWKDelete:
+		j := new(JWKDelete)
+		return j, &j.JobID
 	}
 	return nil, nil
 }

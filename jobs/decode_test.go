@@ -33,6 +33,7 @@ var wantCodes = map[error]string{
 	jobs.ErrUnknownField:    "invalid_job",
 	jobs.ErrDuplicateField:  "invalid_job",
 	jobs.ErrProjectMismatch: "invalid_job",
+	jobs.ErrSecretInClear:   "secret_in_clear",
 }
 
 // decodeCase is a message Decode must refuse, and how it must say so.
@@ -319,6 +320,7 @@ func decodeCases(tb testing.TB) []decodeCase {
 			want: want, field: c.field, jobID: id(upd),
 		})
 	}
+	cases = append(cases, keyDecodeCases(tb)...)
 	return append(cases, strictCases(tb)...)
 }
 

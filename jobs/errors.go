@@ -41,6 +41,11 @@ var (
 	// unsafe for the job is absent. Apinizer would accept the call, so it
 	// is not a missing required field: the job itself is refused.
 	ErrMustBeStated = errors.New("must be stated")
+	// ErrSecretInClear: SECRET_KEY or PRIVATE_KEY material (or a private
+	// key in a PUBLIC_KEY's content) in clear. The job is refused with no
+	// call; the stream it was published to still holds the material, and
+	// the operator must purge it.
+	ErrSecretInClear = errors.New("secret material in clear")
 )
 
 // FieldError is a rule broken by one field. Err is ErrRequired,
@@ -112,6 +117,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 //	invalid_field    ErrInvalidValue
 //	job_id_mismatch  ErrIDMismatch
 //	invalid_job      ErrUnknownField, ErrDuplicateField, ErrMustBeStated, ErrProjectMismatch
+//	secret_in_clear  ErrSecretInClear
 //
 // A DecodeError built outside this package around some other error reports
 // malformed_job.
@@ -119,6 +125,8 @@ func (e *DecodeError) Code() string {
 	switch {
 	case errors.Is(e.Err, ErrUnknownSubject):
 		return "unknown_subject"
+	case errors.Is(e.Err, ErrSecretInClear):
+		return "secret_in_clear"
 	case errors.Is(e.Err, ErrTooLarge):
 		return "job_too_large"
 	case errors.Is(e.Err, ErrRequired):

@@ -211,6 +211,9 @@ func exampleJob(tb testing.TB, subject string) jobs.Job {
 			Username:    "api-user",
 		}
 	}
+	if j := newKindExample(subject); j != nil {
+		return j
+	}
 	tb.Fatalf("no example job for %s", subject)
 	return nil
 }

@@ -50,6 +50,7 @@ func FuzzDecode(f *testing.F) {
 		jobs.ErrUnknownSubject, jobs.ErrMalformed, jobs.ErrTooLarge,
 		jobs.ErrRequired, jobs.ErrInvalidValue, jobs.ErrIDMismatch,
 		jobs.ErrUnknownField, jobs.ErrDuplicateField, jobs.ErrProjectMismatch,
+		jobs.ErrSecretInClear,
 	}
 	f.Fuzz(func(t *testing.T, subject, msgID string, body []byte) {
 		var header nats.Header

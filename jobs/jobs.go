@@ -16,6 +16,14 @@ const (
 	SubjectKeyDelete                 = "apiops.key.delete"
 	SubjectCredentialDelete          = "apiops.credential.delete"
 	SubjectCredentialPublicKeyDelete = "apiops.credential.publickey.delete"
+
+	SubjectKeyCreate                   = "apiops.key.create"
+	SubjectKeyUpdate                   = "apiops.key.update"
+	SubjectCredentialPublicKeySet      = "apiops.credential.publickey.set"
+	SubjectCredentialCertificateSet    = "apiops.credential.certificate.set"
+	SubjectCredentialCertificateDelete = "apiops.credential.certificate.delete"
+	SubjectJWKParse                    = "apiops.jwk.parse"
+	SubjectJWKDelete                   = "apiops.jwk.delete"
 )
 
 // Subjects lists every job subject in a stable order.
@@ -27,17 +35,26 @@ var Subjects = []string{
 	SubjectKeyDelete,
 	SubjectCredentialDelete,
 	SubjectCredentialPublicKeyDelete,
+	SubjectKeyCreate,
+	SubjectKeyUpdate,
+	SubjectCredentialPublicKeySet,
+	SubjectCredentialCertificateSet,
+	SubjectCredentialCertificateDelete,
+	SubjectJWKParse,
+	SubjectJWKDelete,
 }
 
 // Kind is the kind of Apinizer resource a job changes.
 type Kind string
 
-// Resource kinds. A credential and its public key assignment are one resource
-// for ordering purposes, so both credential subjects map to KindCredential.
+// Resource kinds. A credential, its public key assignment and its certificate
+// assignment are one resource for ordering purposes, so every credential
+// subject maps to KindCredential.
 const (
 	KindCertificate Kind = "certificate"
 	KindKey         Kind = "key"
 	KindCredential  Kind = "credential"
+	KindJWK         Kind = "jwk"
 )
 
 // ResourceKey identifies the Apinizer resource a job changes. Jobs with equal
@@ -55,8 +72,11 @@ func (k ResourceKey) String() string {
 }
 
 // Job is a validated job. The concrete types are *CertificateUpdate,
-// *CertificateCreate, *CertificateDelete, *CertificateApply, *KeyDelete,
-// *CredentialDelete and *CredentialPublicKeyDelete; callers switch on them.
+// *CertificateCreate, *CertificateDelete, *CertificateApply, *KeyCreate,
+// *KeyUpdate, *KeyDelete, *CredentialDelete, *CredentialPublicKeyDelete,
+// *CredentialPublicKeySet, *CredentialCertificateSet,
+// *CredentialCertificateDelete, *JWKParse and *JWKDelete; callers switch on
+// them.
 type Job interface {
 	// Subject is the job's NATS subject, one of Subjects.
 	Subject() string

@@ -36,10 +36,14 @@ var (
 // ParseSubject splits a job subject into its bare form (one of Subjects) and,
 // for the scoped form, its project token. ok is false for any other subject.
 func ParseSubject(subject string) (bare, project string, ok bool) {
+	// Exact matches first, so that a bare subject is never read as a
+	// scoped shorter one.
 	for _, s := range Subjects {
 		if subject == s {
 			return s, "", true
 		}
+	}
+	for _, s := range Subjects {
 		// No bare subject is a prefix of another plus one token
 		// ("apiops.credential.delete" and "apiops.credential.publickey.delete"
 		// differ in their third token), so at most one form matches.
