@@ -72,7 +72,7 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 		s.applied[key]++
 		return s.deployment(rt.project, p.environments, true)
 	case opKeyDelete:
-		if !p.keys[rt.name] {
+		if p.keys[rt.name] == nil {
 			return badRequest("Key (name: " + rt.name + ") is not found!")
 		}
 		delete(p.keys, rt.name)
@@ -85,7 +85,7 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 		delete(p.credentials, rt.name)
 		s.applied[key]++
 		return s.deployment(rt.project, p.environments, true)
-	default: // opCredentialPublicKeyDelete
+	case opCredentialPublicKeyDelete:
 		c := p.credentials[rt.name]
 		if c == nil {
 			return badRequest("Credential (username: " + rt.name + ") was not found!")
@@ -98,9 +98,10 @@ func (s *Simulator) apply(rt *route, q url.Values, f form) (int, any) {
 		if c.HasPublicKey {
 			s.applied[key]++
 		}
-		c.HasPublicKey = false
+		c.HasPublicKey, c.PublicKey = false, ""
 		return s.deployment(rt.project, p.environments, false)
 	}
+	return s.applySecret(p, rt, f)
 }
 
 // checkQuery validates the documented query parameters of op.
@@ -109,7 +110,7 @@ func checkQuery(op string, q url.Values) string {
 	switch op {
 	case opCertificateDelete, opKeyDelete:
 		allowed["jwkDeleteAction"] = []string{"NULLIFY", "DELETE"}
-	case opCertificateUpdate:
+	case opCertificateUpdate, opKeyUpdate:
 		allowed["jwkUpdateAction"] = []string{"NULLIFY", "UPDATE"}
 		allowed["updateScope"] = []string{"SAME_PROJECT", "ALL_PROJECTS"}
 	}

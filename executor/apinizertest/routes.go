@@ -18,11 +18,25 @@ const (
 	opProjectList               = "project.list"
 	opCertificateList           = "certificate.list"
 	opEnvironmentList           = "environment.list"
+
+	opKeyCreate                   = "key.create"
+	opKeyUpdate                   = "key.update"
+	opKeyGet                      = "key.get"
+	opCredentialPublicKeySet      = "credential.publickey.set"
+	opCredentialCertificateSet    = "credential.certificate.set"
+	opCredentialCertificateDelete = "credential.certificate.delete"
+	opJWKParse                    = "jwk.parse"
+	opJWKDelete                   = "jwk.delete"
 )
+
+// jwkParseSuffix ends the one APIOps path without a trailing slash.
+const jwkParseSuffix = "/jwks/parse-from-certificate"
 
 // route is an APIOps path matched to its operation.
 type route struct {
 	op, kind, project, name string
+	// target is the key or certificate a credential is assigned.
+	target string
 }
 
 // key is the resource key "kind/project/name".
@@ -30,7 +44,7 @@ func (r *route) key() string { return r.kind + "/" + r.project + "/" + r.name }
 
 // read reports whether the operation changes nothing.
 func (r *route) read() bool {
-	return r.op == opCertificateGet || r.op == opProjectList || r.op == opCertificateList || r.op == opEnvironmentList
+	return r.op == opCertificateGet || r.op == opProjectList || r.op == opCertificateList || r.op == opEnvironmentList || r.op == opKeyGet
 }
 
 // parseRoute matches an escaped path against the APIOps templates, which all
@@ -38,6 +52,18 @@ func (r *route) read() bool {
 // with the wrong method, as Apinizer's framework does.
 func parseRoute(method, escapedPath string) (*route, int) {
 	rest, ok := strings.CutPrefix(escapedPath, "/apiops/projects/")
+	if project, parse := strings.CutSuffix(rest, jwkParseSuffix); ok && parse && project != "" && !strings.Contains(project, "/") {
+		// parse-from-certificate is documented without the trailing
+		// slash every other path has; with one, it is a JWK's path.
+		p, err := url.PathUnescape(project)
+		if err != nil || p == "" {
+			return nil, http.StatusNotFound
+		}
+		if method != http.MethodPost {
+			return nil, http.StatusMethodNotAllowed
+		}
+		return &route{op: opJWKParse, kind: "jwk", project: p}, 0
+	}
 	if !ok || (rest != "" && !strings.HasSuffix(rest, "/")) {
 		return nil, http.StatusNotFound
 	}
@@ -75,8 +101,26 @@ func parseRoute(method, escapedPath string) (*route, int) {
 		case http.MethodGet:
 			rt.op, allowed = opCertificateGet, method
 		}
+	case len(segs) == 2 && segs[1] == "keys":
+		rt, allowed = &route{op: opKeyCreate, kind: "key", project: segs[0]}, http.MethodPost
 	case len(segs) == 3 && segs[1] == "keys":
-		rt, allowed = &route{op: opKeyDelete, kind: "key", project: segs[0], name: segs[2]}, http.MethodDelete
+		rt = &route{kind: "key", project: segs[0], name: segs[2]}
+		switch method {
+		case http.MethodPut:
+			rt.op, allowed = opKeyUpdate, method
+		case http.MethodDelete:
+			rt.op, allowed = opKeyDelete, method
+		case http.MethodGet:
+			rt.op, allowed = opKeyGet, method
+		}
+	case len(segs) == 3 && segs[1] == "jwks":
+		rt, allowed = &route{op: opJWKDelete, kind: "jwk", project: segs[0], name: segs[2]}, http.MethodDelete
+	case len(segs) == 5 && segs[1] == "credentials" && segs[3] == "publicKey":
+		rt, allowed = &route{op: opCredentialPublicKeySet, kind: "credential", project: segs[0], name: segs[2], target: segs[4]}, http.MethodPut
+	case len(segs) == 5 && segs[1] == "credentials" && segs[3] == "certificate":
+		rt, allowed = &route{op: opCredentialCertificateSet, kind: "credential", project: segs[0], name: segs[2], target: segs[4]}, http.MethodPut
+	case len(segs) == 4 && segs[1] == "credentials" && segs[3] == "certificate":
+		rt, allowed = &route{op: opCredentialCertificateDelete, kind: "credential", project: segs[0], name: segs[2]}, http.MethodDelete
 	case len(segs) == 3 && segs[1] == "credentials":
 		rt, allowed = &route{op: opCredentialDelete, kind: "credential", project: segs[0], name: segs[2]}, http.MethodDelete
 	case len(segs) == 4 && segs[1] == "credentials" && segs[3] == "publicKey":

@@ -101,6 +101,10 @@ type Certificate struct {
 type Credential struct {
 	Username     string `json:"username"`
 	HasPublicKey bool   `json:"hasPublicKey"`
+	// PublicKey and Certificate name what is assigned, when the simulator
+	// assigned it (a seeded HasPublicKey names none).
+	PublicKey   string `json:"publicKey,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // Request is one request as the simulator received it.
@@ -114,6 +118,9 @@ type Request struct {
 	Form map[string]string `json:"form,omitempty"`
 	// Files holds the multipart file parts' contents by field name.
 	Files map[string]string `json:"files,omitempty"`
+	// Body is a JSON request body as it arrived (key and JWK calls). Key
+	// material is in it in clear, as Apinizer receives it.
+	Body string `json:"body,omitempty"`
 	// Status is the response status, 0 when the connection was dropped or
 	// the client gave up first.
 	Status int       `json:"status"`
@@ -146,8 +153,9 @@ type Simulator struct {
 type project struct {
 	environments []string
 	certificates map[string]*Certificate
-	keys         map[string]bool
+	keys         map[string]*Key
 	credentials  map[string]*Credential
+	jwks         map[string]*JWK
 }
 
 // New returns a Simulator with no projects.
@@ -185,11 +193,14 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Start:  time.Now(),
 	}
 	form, formErr := readForm(w, r)
-	rec.Form, rec.Files = form.fields, form.files
+	rec.Form, rec.Files, rec.Body = form.fields, form.files, string(form.json)
 	rt, routeErr := parseRoute(r.Method, rec.Path)
 	if rt != nil {
-		if rt.op == opCertificateCreate {
+		switch rt.op {
+		case opCertificateCreate:
 			rt.name = form.fields["certificateName"]
+		case opKeyCreate, opJWKParse:
+			rt.name = jsonName(form.json)
 		}
 		if !rt.read() {
 			rec.Resource = rt.key()
@@ -333,6 +344,7 @@ func writeJSON(w http.ResponseWriter, status int, body any) int {
 type form struct {
 	fields map[string]string
 	files  map[string]string
+	json   []byte // an application/json body
 }
 
 // errMalformedForm is a multipart body that cannot be read, or is too large.
@@ -354,6 +366,13 @@ func readForm(w http.ResponseWriter, r *http.Request) (form, error) {
 			f.fields[k] = r.PostForm.Get(k)
 		}
 		return f, nil
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return form{}, errMalformedForm
+		}
+		return form{json: b}, nil
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {

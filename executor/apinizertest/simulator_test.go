@@ -185,7 +185,7 @@ func TestAnswersAsTheReferencePages(t *testing.T) {
 			`{"error": "bad_request", "error_description": "Invalid value for jwkDeleteAction: KEEP"}`},
 		{"a path without the trailing slash is 404", call{method: "DELETE", path: "/apiops/projects/MyProject/keys/my-key"}, 404,
 			`{"status": 404, "error": "Not Found", "path": "/apiops/projects/MyProject/keys/my-key"}`},
-		{"a wrong method is 405", call{method: "GET", path: "/apiops/projects/MyProject/keys/my-key/"}, 405,
+		{"a wrong method is 405", call{method: "POST", path: "/apiops/projects/MyProject/keys/my-key/"}, 405,
 			`{"status": 405, "error": "Method Not Allowed", "path": "/apiops/projects/MyProject/keys/my-key/"}`},
 	}
 	for _, tt := range tests {

@@ -23,8 +23,9 @@ func (s *Simulator) project(name string) *project {
 	if p == nil {
 		p = &project{
 			certificates: map[string]*Certificate{},
-			keys:         map[string]bool{},
+			keys:         map[string]*Key{},
 			credentials:  map[string]*Credential{},
+			jwks:         map[string]*JWK{},
 		}
 		s.projects[name] = p
 	}
@@ -75,11 +76,17 @@ func (s *Simulator) RemoveCertificate(projectName, name string) {
 	}
 }
 
-// AddKey adds a key, creating the project if needed.
+// AddKey adds a PUBLIC_KEY deployed to all of the project's environments,
+// creating the project if needed.
 func (s *Simulator) AddKey(projectName, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.project(projectName).keys[name] = true
+	p := s.project(projectName)
+	k := &Key{Name: name, KeyType: "PUBLIC_KEY", Revision: 1, seeded: true}
+	for _, env := range p.environments {
+		k.Environments = append(k.Environments, KeyEnvironment{EnvironmentName: env})
+	}
+	p.keys[name] = k
 }
 
 // AddCredential adds a credential, creating the project if needed.
@@ -109,7 +116,7 @@ func (s *Simulator) KeyExists(projectName, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.projects[projectName]
-	return p != nil && p.keys[name]
+	return p != nil && p.keys[name] != nil
 }
 
 // Credential returns a copy of the named credential.
@@ -131,6 +138,10 @@ type ProjectState struct {
 	Certificates []Certificate `json:"certificates"`
 	Keys         []string      `json:"keys"`
 	Credentials  []Credential  `json:"credentials"`
+	// KeyDetails holds the keys made or changed through the API (not the
+	// ones AddKey seeded); it and JWKs are left out while empty.
+	KeyDetails []Key `json:"keyDetails,omitempty"`
+	JWKs       []JWK `json:"jwks,omitempty"`
 }
 
 // State is a snapshot of everything the simulator holds, sorted by name.
@@ -159,14 +170,19 @@ func (s *Simulator) State() State {
 			c.Served = maps.Clone(c.Served)
 			ps.Certificates = append(ps.Certificates, c)
 		}
-		for k := range p.keys {
-			ps.Keys = append(ps.Keys, k)
+		for _, name := range slices.Sorted(maps.Keys(p.keys)) {
+			ps.Keys = append(ps.Keys, name)
+			if k := p.keys[name]; !k.seeded || k.Revision > 1 {
+				ps.KeyDetails = append(ps.KeyDetails, k.clone())
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.jwks)) {
+			ps.JWKs = append(ps.JWKs, *p.jwks[name])
 		}
 		for _, c := range p.credentials {
 			ps.Credentials = append(ps.Credentials, *c)
 		}
 		slices.SortFunc(ps.Certificates, func(a, b Certificate) int { return strings.Compare(a.Name, b.Name) })
-		slices.Sort(ps.Keys)
 		slices.SortFunc(ps.Credentials, func(a, b Credential) int { return strings.Compare(a.Username, b.Username) })
 		st.Projects = append(st.Projects, ps)
 	}
