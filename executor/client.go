@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"filippo.io/age"
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -25,6 +26,7 @@ type Client struct {
 	retry          RetryPolicy
 	readBackWrites bool
 	envs           environmentCache
+	identities     []age.Identity
 }
 
 // New returns a Client for cfg, after applying defaults and validating it.
@@ -56,6 +58,7 @@ func New(cfg Config) (*Client, error) {
 		attemptTimeout: cfg.AttemptTimeout,
 		retry:          cfg.Retry,
 		readBackWrites: cfg.ReadBackWrites,
+		identities:     cfg.Identities,
 	}
 	c.creds = cfg.credentials(base, c.http, cfg.AttemptTimeout)
 	return c, nil
@@ -90,10 +93,12 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 // RetryPolicy, and settles refusals that may echo a lost answer (settle).
 // Execute describes what it returns.
 func (c *Client) send(ctx context.Context, job jobs.Job, call Call) (Response, error) {
-	req, err := buildRequest(c.base, job)
+	req, err := c.buildRequest(job)
 	if err != nil {
 		return Response{}, err
 	}
+	// Clear key material lives only for the call.
+	defer clear(req.body)
 	extra, err := extraHeader(call.Header)
 	if err != nil {
 		return Response{}, err
@@ -244,7 +249,7 @@ func (c *Client) attempt(ctx context.Context, r *request, token string, header h
 	// metric label: the body is redacted before it is read, so that no
 	// field and no cut-off excerpt can hold one, and the strings read
 	// from it once more after sanitize.
-	red := newRedactor(c.creds.secrets(token)...)
+	red := newRedactor(append(c.creds.secrets(token), r.secrets...)...)
 	body = red.body(body)
 	out, err := parseResponse(res.StatusCode, res.Header, body)
 	red.response(&out)

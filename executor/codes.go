@@ -97,6 +97,7 @@ func AuthReason(err error) string {
 //	Certificate (name: c) is not found!             not_found
 //	Credential (username: u) was not found!         not_found
 //	Credential (username: u) has no public key …    not_found
+//	Credential (username: u) has no certificate …   not_found
 //	Certificate (name: c) is already exist!         already_exists
 //	Certificate (name: c) already exists!           already_exists
 //	Alias (a) is already used for another …         already_exists
@@ -128,7 +129,7 @@ func (e *APIError) StableCode() string {
 		return CodePermissionDenied
 	case strings.HasPrefix(m, "project") && strings.Contains(m, "not found"):
 		return CodeProjectNotFound
-	case strings.Contains(m, "not found") || noPublicKey(m):
+	case strings.Contains(m, "not found") || noPublicKey(m) || noCertificate(m):
 		return CodeNotFound
 	case strings.Contains(m, "already exist") || strings.Contains(m, "already used"):
 		return CodeAlreadyExists
@@ -146,4 +147,10 @@ func (e *APIError) StableCode() string {
 func noPublicKey(m string) bool {
 	return strings.Contains(m, "public key") &&
 		(strings.Contains(m, "no public key") || strings.Contains(m, "not assigned") || strings.Contains(m, "must have"))
+}
+
+// noCertificate reports whether a lower-cased message says a credential has
+// no certificate assigned, the refusal of a certificate removal then.
+func noCertificate(m string) bool {
+	return strings.Contains(m, "no certificate assigned") || (strings.HasPrefix(m, "credential") && strings.Contains(m, "certificate") && strings.Contains(m, "not assigned"))
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"filippo.io/age"
 	"github.com/cenkalti/backoff/v4"
 )
 
@@ -65,6 +66,11 @@ type Config struct {
 	// environment that does not serve the upload fails. Off by default, as
 	// it costs one read per write.
 	ReadBackWrites bool
+	// Identities are the worker's age identities, which open the
+	// encryptedContent of SECRET_KEY and PRIVATE_KEY jobs just before the
+	// call (LoadIdentities reads them from a file). With none, such jobs
+	// fail with CodeUndecryptable. Several allow a recipient rotation.
+	Identities []age.Identity
 }
 
 // Defaults for the zero values of Config.

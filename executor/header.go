@@ -12,9 +12,11 @@ import (
 // parameter that would change the path, or an extra header the HTTP client
 // would refuse to send. Nothing was sent. It is the job's fault, never an
 // outage: it matches ErrPermanent, and its stable code is
-// CodeInvalidRequest.
+// CodeInvalidRequest, or for key material that cannot be sent
+// CodeSecretInClear or CodeUndecryptable.
 type RequestError struct {
-	Err error
+	Err  error
+	code string
 }
 
 func (e *RequestError) Error() string { return "executor: invalid request: " + e.Err.Error() }
@@ -24,8 +26,13 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // request every time.
 func (e *RequestError) Is(target error) bool { return target == ErrPermanent }
 
-// Code is the stable code of the failed result, CodeInvalidRequest.
-func (e *RequestError) Code() string { return CodeInvalidRequest }
+// Code is the stable code of the failed result.
+func (e *RequestError) Code() string {
+	if e.code != "" {
+		return e.code
+	}
+	return CodeInvalidRequest
+}
 
 // errBadToken is a token that cannot be sent in a header: a control
 // character, such as the newline of a token file written by hand. The

@@ -22,6 +22,12 @@ import (
 //   - A public-key removal answered "no public key assigned", on any
 //     attempt: the credential holds no key, as the job asked. "Credential …
 //     was not found" is a failure (not_found), never "already gone".
+//   - A credential certificate removal answered "no certificate assigned",
+//     on any attempt: as for the public key.
+//   - A key.create answered "already exists" after an attempt that may have
+//     reached Apinizer: the key is read back (holdsKey). Apinizer never
+//     returns key content, so unless an answer carries it the refusal
+//     stands (already_exists), its message saying why.
 //   - A certificate.create answered "already exists" after an attempt that
 //     may have reached Apinizer: the certificate is read back, and the job
 //     succeeded if every one of its environments serves the job's
@@ -40,6 +46,24 @@ func (c *Client) settle(ctx context.Context, job jobs.Job, req *request, mayHave
 			return Response{Status: jobs.StatusSucceeded, AlreadyGone: true}, true, nil
 		}
 		return Response{}, false, nil
+	case *jobs.CredentialCertificateDelete:
+		if noCertificate(strings.ToLower(apiErr.Message)) {
+			return Response{Status: jobs.StatusSucceeded, AlreadyGone: true}, true, nil
+		}
+		return Response{}, false, nil
+	case *jobs.KeyCreate:
+		if !mayHaveApplied || apiErr.StableCode() != CodeAlreadyExists || !resourceNamed(jobs.KindKey, apiErr.Message) {
+			return Response{}, false, nil
+		}
+		same, why, err := c.holdsKey(ctx, j, req)
+		if err != nil {
+			return Response{}, false, err
+		}
+		if !same {
+			apiErr.Message = clip(apiErr.Message + " (" + why + ")")
+			return Response{}, false, nil
+		}
+		return Response{Status: jobs.StatusSucceeded, AlreadyApplied: true}, true, nil
 	case *jobs.CertificateCreate:
 		if !mayHaveApplied || apiErr.StableCode() != CodeAlreadyExists || !resourceNamed(jobs.KindCertificate, apiErr.Message) {
 			return Response{}, false, nil

@@ -35,13 +35,47 @@ type request struct {
 	// earlier attempt already deleted the resource.
 	kind   jobs.Kind
 	delete bool
+	// secrets is the clear key material in body, taken out of every
+	// answer; body is wiped when the call ends.
+	secrets []string
 }
 
 // buildRequest maps a job to the request Apinizer documents for it. Path
 // parameters are checked before anything is built, so a name that would
 // change the path never reaches the network.
-func buildRequest(base *url.URL, job jobs.Job) (*request, error) {
+func (c *Client) buildRequest(job jobs.Job) (*request, error) {
+	base := c.base
 	switch j := job.(type) {
+	case *jobs.KeyCreate:
+		return c.keyRequest(j, j.ProjectName, j.KeyName, j.KeyFields, nil)
+	case *jobs.KeyUpdate:
+		return c.keyRequest(j, j.ProjectName, j.KeyName, j.KeyFields, j)
+	case *jobs.JWKParse:
+		return c.jwkParseRequest(j)
+	case *jobs.JWKDelete:
+		u, err := apiopsURL(base, j.ProjectName, lit("jwks"), segment{"jwkName", j.JWKName})
+		if err != nil {
+			return nil, err
+		}
+		return &request{method: http.MethodDelete, url: u.String(), kind: jobs.KindJWK, delete: true}, nil
+	case *jobs.CredentialPublicKeySet:
+		u, err := apiopsURL(base, j.ProjectName, lit("credentials"), segment{"username", j.Username}, lit("publicKey"), segment{"keyName", j.KeyName})
+		if err != nil {
+			return nil, err
+		}
+		return &request{method: http.MethodPut, url: u.String(), kind: jobs.KindCredential}, nil
+	case *jobs.CredentialCertificateSet:
+		u, err := apiopsURL(base, j.ProjectName, lit("credentials"), segment{"username", j.Username}, lit("certificate"), segment{"certificateName", j.CertificateName})
+		if err != nil {
+			return nil, err
+		}
+		return &request{method: http.MethodPut, url: u.String(), kind: jobs.KindCredential}, nil
+	case *jobs.CredentialCertificateDelete:
+		u, err := apiopsURL(base, j.ProjectName, lit("credentials"), segment{"username", j.Username}, lit("certificate"))
+		if err != nil {
+			return nil, err
+		}
+		return &request{method: http.MethodDelete, url: u.String(), kind: jobs.KindCredential, delete: true}, nil
 	case *jobs.CertificateUpdate:
 		u, err := apiopsURL(base, j.ProjectName, lit("certificates"), segment{"certificateName", j.CertificateName})
 		if err != nil {

@@ -315,9 +315,10 @@ func BenchmarkBuildRequest(b *testing.B) {
 	}
 	job := certificateUpdate(testPEM(b))
 	ctx := context.Background()
+	c := &Client{base: base}
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := buildRequest(base, job)
+		r, err := c.buildRequest(job)
 		if err != nil {
 			b.Fatal(err)
 		}
