@@ -35,7 +35,7 @@ const (
 
 // Subject filters of the streams.
 var (
-	JobSubjects        = []string{"apiops.certificate.>", "apiops.key.>", "apiops.credential.>"}
+	JobSubjects        = []string{"apiops.certificate.>", "apiops.key.>", "apiops.credential.>", "apiops.jwk.>"}
 	ResultSubjects     = []string{"apiops.results.>"}
 	DeadLetterSubjects = []string{"apiops.dlq.>"}
 	// AdvisorySubjects are the server's advisories about jobs-consumer

@@ -20,7 +20,7 @@ import (
 // P --name N ...".
 func runJob(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	words := 2
-	if len(args) >= 3 && args[0] == "credential" && args[1] == "publickey" {
+	if len(args) >= 3 && args[0] == "credential" && (args[1] == "publickey" || args[1] == "certificate") {
 		words = 3
 	}
 	if len(args) < words {
@@ -31,6 +31,9 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	if !slices.Contains(jobs.Subjects, subject) {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", strings.Join(args[:words], " "))
+	}
+	if secretSubjects[subject] {
+		return runSecretJob(ctx, subject, args[words:], getenv, stdout, stderr)
 	}
 
 	var (

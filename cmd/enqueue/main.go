@@ -5,6 +5,7 @@
 //	enqueue certificate update --project P --name N --pem cert.pem --alias A --description D --env production,staging
 //	enqueue certificate apply --project P --name N --pem-file cert.pem --alias A --description D --env production --jwk-update-action UPDATE --wait
 //	enqueue key delete --project P --name my-key --wait
+//	enqueue key create --project P --name k --type PRIVATE_KEY --env production --content-file key.pem --recipient age1…
 //	enqueue publish --subject apiops.key.delete jobs.ndjson
 //	enqueue result JOB_ID
 //	enqueue dlq list | show ID | replay ID|--all [--subject S] | purge
@@ -62,6 +63,14 @@ const usage = `usage:
   enqueue key delete --project P --name N [--jwk-delete-action NULLIFY|DELETE]
   enqueue credential delete --project P --name USERNAME
   enqueue credential publickey delete --project P --name USERNAME
+  enqueue key create --project P --name N --type SECRET_KEY|PRIVATE_KEY|PUBLIC_KEY [--algorithm AES|DES|DESede|RSA] --env E1,E2 --content-file FILE [--alias A] [--description D] [--recipient age1…]
+  enqueue key update --project P --name N --type T [--algorithm A] [--env E1,E2 --content-file FILE] [--alias A] [--description D] [--recipient age1…] [--jwk-update-action NULLIFY|UPDATE] [--update-scope S]
+        (FILE is sent base64-encoded; SECRET_KEY and PRIVATE_KEY material is encrypted here to --recipient or $WORKER_AGE_RECIPIENT, comma-separated, and never leaves this machine in clear)
+  enqueue credential publickey set --project P --name USERNAME --key KEY
+  enqueue credential certificate set --project P --name USERNAME --certificate CERT
+  enqueue credential certificate delete --project P --name USERNAME
+  enqueue jwk parse --project P --name JWK --certificate CERT --env E --use-type SIGNATURE|ENCRYPTION --algorithm RS256 [--description D]
+  enqueue jwk delete --project P --name JWK
   enqueue publish [--subject S] FILE|-     (JSON object, JSON array or NDJSON; a "subject" field per job overrides --subject)
   enqueue result JOB_ID                     (print a past job's result)
   enqueue dlq list [--subject S] [--limit N] | show ID | replay ID|--all [--subject S] | purge [--subject S]
