@@ -64,8 +64,10 @@ type Record struct {
 	PayloadSize int    `json:"payloadSize"`
 	Truncated   bool   `json:"truncated,omitempty"`
 	// Redacted is set when secret material (a private key) was cut out of
-	// the payload: the job was refused for carrying it, and a dead letter
-	// must not keep it. Such a record cannot be replayed as it is.
+	// the payload, or the whole payload withheld (key material in clear,
+	// secret_in_clear): the job was refused for carrying it, and a dead
+	// letter must not keep it. Such a record cannot be replayed as it is;
+	// the producer sends the job again, encrypted.
 	Redacted bool `json:"redacted,omitempty"`
 	// Seq is the record's own sequence in the DLQ stream, set when read.
 	Seq uint64 `json:"-"`
@@ -74,11 +76,19 @@ type Record struct {
 // NewRecord captures a job message for the dead-letter queue.
 func NewRecord(subject string, header nats.Header, body []byte, reason string) Record {
 	r := Record{Subject: subject, Reason: reason, PayloadSize: len(body)}
+	if _, clear := jobs.HoldsClearSecret(subject, body); clear {
+		// Dead letters keep key material only encrypted: the job must
+		// be sent again, encrypted, not replayed.
+		r.Redacted = true
+		body = nil
+	}
 	if len(body) > MaxPayload {
 		body, r.Truncated = body[:MaxPayload], true
 	}
 	if utf8.Valid(body) {
-		r.Payload, r.Redacted = redact(string(body))
+		var cut bool
+		r.Payload, cut = redact(string(body))
+		r.Redacted = r.Redacted || cut
 	}
 	for k, v := range header {
 		if sensitiveHeader(k) || slices.ContainsFunc(v, holdsPrivateKey) {

@@ -32,7 +32,8 @@ const MaxBodySize = 1 << 20
 //
 // Every failure is a *DecodeError whose Err is a *FieldError or wraps
 // ErrUnknownSubject, ErrMalformed or ErrTooLarge. Failures are reported in
-// this order: subject, size, JSON syntax, names, types, id, rules, project.
+// this order: subject, size, JSON syntax, clear secret material, names,
+// types, id, rules, project.
 func Decode(subject string, header nats.Header, body []byte) (Job, error) {
 	headerID := header.Get(nats.MsgIdHdr)
 	job, bodyID, err := decode(subject, headerID, body)
@@ -66,6 +67,12 @@ func decode(subject, headerID string, body []byte) (job Job, bodyID string, err 
 	uerr := json.Unmarshal(body, job)
 	if syntaxErr := (*json.SyntaxError)(nil); errors.As(uerr, &syntaxErr) {
 		return nil, "", unmarshalError(uerr)
+	}
+	// Clear secret material before anything else: whatever else is wrong,
+	// the operator must learn that the stream holds it.
+	if err := checkClearBody(subject, body); err != nil {
+		bodyID, _ = checkNames(body, schemaOf(job))
+		return nil, bodyID, err
 	}
 	// Names before types: until they are known to be exact, *id may hold
 	// a value from a "JOBID" member.
