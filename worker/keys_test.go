@@ -1,0 +1,319 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apiops-worker/apiops-worker/executor"
+	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
+	"github.com/apiops-worker/apiops-worker/internal/capture"
+	"github.com/apiops-worker/apiops-worker/internal/poll"
+	"github.com/apiops-worker/apiops-worker/internal/workertest"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/ledger"
+	"github.com/apiops-worker/apiops-worker/metrics"
+	"github.com/apiops-worker/apiops-worker/streams"
+	"github.com/apiops-worker/apiops-worker/worker"
+)
+
+// sealFor encrypts clear to recipient, armoured, as a producer does.
+func sealFor(t *testing.T, recipient age.Recipient, clear string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(w, clear)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := aw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func ageIdentity(t *testing.T) *age.X25519Identity {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestNewKindsAreOrderedWithADeleteOfTheSameResource publishes, for a
+// credential, a key and a JWK, a change followed by a delete of the same
+// resource, with slow answers and several workers' worth of concurrency:
+// each pair must reach Apinizer one at a time, and never the change after
+// the delete. A credential's public key and certificate are the
+// credential's resource.
+func TestNewKindsAreOrderedWithADeleteOfTheSameResource(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := ageIdentity(t)
+	b.sim.AddCertificate(project, "cert", b.pem)
+	b.sim.AddKey(project, "pub")
+	for _, u := range []string{"u-pub", "u-cert", "u-certdel"} {
+		b.sim.AddCredential(project, u, true)
+	}
+	b.sim.SetLatency(30 * time.Millisecond)
+	rs := b.watchResults(t)
+	b.startWorker(t, workerOpts{concurrency: 8, executor: func(c *executor.Config) { c.Identities = []age.Identity{id} }})
+	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
+	pairs := [][2]jobs.Job{
+		{&jobs.CredentialPublicKeySet{JobID: "o-pub-set", ProjectName: project, Username: "u-pub", KeyName: "pub"},
+			&jobs.CredentialDelete{JobID: "o-pub-del", ProjectName: project, Username: "u-pub"}},
+		{&jobs.CredentialCertificateSet{JobID: "o-cert-set", ProjectName: project, Username: "u-cert", CertificateName: "cert"},
+			&jobs.CredentialDelete{JobID: "o-cert-del", ProjectName: project, Username: "u-cert"}},
+		{&jobs.CredentialCertificateSet{JobID: "o-certdel-set", ProjectName: project, Username: "u-certdel", CertificateName: "cert"},
+			&jobs.CredentialCertificateDelete{JobID: "o-certdel-del", ProjectName: project, Username: "u-certdel"}},
+		{&jobs.KeyCreate{JobID: "o-key-create", ProjectName: project, KeyName: "k", KeyFields: jobs.KeyFields{KeyType: jobs.KeySecret, Algorithm: jobs.AlgorithmAES,
+			CryptoKeyInfoEnvironmentList: []jobs.KeyEnvironment{{EnvironmentName: "production", EncryptedContent: sealFor(t, id.Recipient(), secret)}}}},
+			&jobs.KeyDelete{JobID: "o-key-del", ProjectName: project, KeyName: "k"}},
+		{&jobs.KeyUpdate{JobID: "o-pubkey-update", ProjectName: project, KeyName: "pub", KeyFields: jobs.KeyFields{KeyType: jobs.KeyPublic, Description: "rotated"}},
+			&jobs.KeyDelete{JobID: "o-pubkey-del", ProjectName: project, KeyName: "pub"}},
+		{&jobs.JWKParse{JobID: "o-jwk-parse", ProjectName: project, JWKName: "j", CertificateName: "cert", EnvironmentName: "production", UseType: jobs.JWKSignature, Algorithm: "ES256"},
+			&jobs.JWKDelete{JobID: "o-jwk-del", ProjectName: project, JWKName: "j"}},
+	}
+	var all []jobs.Job
+	for _, p := range pairs {
+		all = append(all, p[0], p[1])
+	}
+	b.publish(t, all...)
+	got := rs.next(t, len(all), 60*time.Second)
+	for _, p := range pairs {
+		// The delete always runs; the change runs first, or ends
+		// superseded when the delete took the resource first: the order
+		// of the stream is what the state ends as, either way.
+		if r := got[p[1].ID()]; r.Status != jobs.StatusSucceeded {
+			t.Errorf("%s: %s %+v, want succeeded", p[1].ID(), r.Status, r.Error)
+		}
+		switch r := got[p[0].ID()]; {
+		case r.Status == jobs.StatusSucceeded:
+		case r.Status == jobs.StatusSuperseded && r.SupersededBy == p[1].ID():
+		default:
+			t.Errorf("%s: %s %+v, want succeeded, or superseded by %s", p[0].ID(), r.Status, r.Error, p[1].ID())
+		}
+	}
+	// Each pair's change reached Apinizer before its delete began.
+	var reqs []apinizertest.Request
+	for _, r := range b.sim.Requests() {
+		if r.Resource != "" {
+			reqs = append(reqs, r)
+		}
+	}
+	for _, p := range pairs {
+		res := p[0].Resource()
+		key := string(res.Kind) + "/" + res.Project + "/" + res.Name
+		var methods []string
+		var lastEnd time.Time
+		for _, r := range reqs {
+			if r.Resource != key {
+				continue
+			}
+			if !lastEnd.IsZero() && r.Start.Before(lastEnd) {
+				t.Errorf("%s: a request began before the previous one ended", key)
+			}
+			methods = append(methods, r.Method)
+			lastEnd = r.End
+		}
+		if len(methods) == 0 || methods[len(methods)-1] != "DELETE" || (len(methods) == 1) != (got[p[0].ID()].Status == jobs.StatusSuperseded) {
+			t.Errorf("%s: requests %v, want the change (unless superseded) then the DELETE, last", key, methods)
+		}
+	}
+	for res, n := range b.sim.MaxInFlight() {
+		if n > 1 {
+			t.Errorf("%s had %d requests in flight at once, want at most 1", res, n)
+		}
+	}
+	if c, ok := b.sim.Credential(project, "u-certdel"); !ok || c.Certificate != "" {
+		t.Errorf("u-certdel = %+v, %v; want it kept, without a certificate", c, ok)
+	}
+	if b.sim.KeyExists(project, "k") || b.sim.KeyExists(project, "pub") {
+		t.Error("a key outlived its delete")
+	}
+}
+
+// TestRedactionOfKeyMaterial runs a workload of the new kinds with
+// recognisable key material and identity (successes, a 503 echoing the
+// material, material for another recipient, material sent in clear, and
+// clear material under a misspelled name), then searches every log line,
+// result, stored stream message (dead letters, ledger), ledger value,
+// metric and error string for the material and the identity.
+func TestRedactionOfKeyMaterial(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := ageIdentity(t)
+	material := base64.StdEncoding.EncodeToString([]byte("RECOGNISABLE-KEY-MATERIAL-4e1f"))
+	rawMaterial := "RECOGNISABLE-KEY-MATERIAL-4e1f"
+	b.sim.AddCertificate(project, "cert", b.pem)
+	b.sim.AddKey(project, "pub")
+	b.sim.AddCredential(project, "user", true)
+	b.sim.AddFault(apinizertest.Fault{Method: "PUT", PathPrefix: "/apiops/projects/MyProject/keys/", Times: 1,
+		Reply: apinizertest.FailureReply(503, "upstream choked on "+material)})
+
+	logs := &capture.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec, reg := startKeyRedactionWorker(t, b, log, id)
+	rs := b.watchResults(t)
+
+	sealed := sealFor(t, id.Recipient(), material)
+	env := func(enc string) []jobs.KeyEnvironment {
+		return []jobs.KeyEnvironment{{EnvironmentName: "production", EncryptedContent: enc, Alias: "a"}}
+	}
+	valid := []jobs.Job{
+		&jobs.KeyCreate{JobID: "k-secret", ProjectName: project, KeyName: "secret", KeyFields: jobs.KeyFields{KeyType: jobs.KeySecret, Algorithm: jobs.AlgorithmAES, CryptoKeyInfoEnvironmentList: env(sealed)}},
+		&jobs.KeyCreate{JobID: "k-private", ProjectName: project, KeyName: "private", KeyFields: jobs.KeyFields{KeyType: jobs.KeyPrivate, CryptoKeyInfoEnvironmentList: env(sealed)}},
+		&jobs.KeyCreate{JobID: "k-stranger", ProjectName: project, KeyName: "stranger", KeyFields: jobs.KeyFields{KeyType: jobs.KeySecret, Algorithm: jobs.AlgorithmAES,
+			CryptoKeyInfoEnvironmentList: env(sealFor(t, ageIdentity(t).Recipient(), material))}},
+		&jobs.KeyCreate{JobID: "k-taken", ProjectName: project, KeyName: "pub", KeyFields: jobs.KeyFields{KeyType: jobs.KeyPrivate, CryptoKeyInfoEnvironmentList: env(sealed)}},
+		&jobs.CredentialPublicKeySet{JobID: "k-assign", ProjectName: project, Username: "user", KeyName: "pub"},
+		&jobs.CredentialCertificateSet{JobID: "k-cert", ProjectName: project, Username: "user", CertificateName: "cert"},
+		&jobs.JWKParse{JobID: "k-jwk", ProjectName: project, JWKName: "j", CertificateName: "cert", EnvironmentName: "production", UseType: jobs.JWKSignature, Algorithm: "ES256"},
+	}
+	// The second phase changes what the first made: jobs on one resource
+	// are never reordered, but an older one can end superseded.
+	second := []jobs.Job{
+		&jobs.KeyUpdate{JobID: "k-update", ProjectName: project, KeyName: "secret", KeyFields: jobs.KeyFields{KeyType: jobs.KeySecret, CryptoKeyInfoEnvironmentList: env(sealed)}},
+		&jobs.CredentialCertificateDelete{JobID: "k-cert-del", ProjectName: project, Username: "user"},
+		&jobs.JWKDelete{JobID: "k-jwk-del", ProjectName: project, JWKName: "j"},
+	}
+	b.publish(t, valid...)
+	clearBodies := map[string]string{
+		"k-clear":      `{"jobId":"k-clear","projectName":"MyProject","keyName":"c","keyType":"SECRET_KEY","algorithm":"AES","cryptoKeyInfoEnvironmentList":[{"environmentName":"production","content":"` + material + `"}]}`,
+		"k-misspelled": `{"jobId":"k-misspelled","projectName":"MyProject","keyName":"c","keyType":"PRIVATE_KEY","cryptoKeyInfoEnvironmentList":[{"environmentName":"production","Content":"` + material + `"}]}`,
+	}
+	for jobID, body := range clearBodies {
+		m := nats.NewMsg(jobs.SubjectKeyCreate)
+		m.Data = []byte(body)
+		m.Header.Set(nats.MsgIdHdr, jobID)
+		if _, err := b.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := rs.next(t, len(valid)+len(clearBodies), 60*time.Second)
+	b.publish(t, second...)
+	maps.Copy(got, rs.next(t, len(second), 60*time.Second))
+	want := map[string]string{ // job id -> "succeeded" or the error code
+		"k-secret": "succeeded", "k-private": "succeeded", "k-update": "succeeded", "k-stranger": executor.CodeUndecryptable,
+		"k-taken": executor.CodeAlreadyExists, "k-assign": "succeeded", "k-cert": "succeeded", "k-cert-del": "succeeded",
+		"k-jwk": "succeeded", "k-jwk-del": "succeeded", "k-clear": "secret_in_clear", "k-misspelled": "secret_in_clear",
+	}
+	for jobID, w := range want {
+		r := got[jobID]
+		g := string(r.Status)
+		if r.Error != nil {
+			g = r.Error.Code
+		}
+		if g != w {
+			t.Errorf("%s: %s %+v, want %s (the workload did not run as designed)", jobID, r.Status, r.Error, w)
+		}
+	}
+	if r := got["k-update"]; r.Attempts != 2 {
+		t.Errorf("k-update: %d attempts, want 2 (a 503 echoing the material, then success)", r.Attempts)
+	}
+	if r := got["k-clear"]; r.Error == nil || !strings.Contains(r.Error.Message, "purge") {
+		t.Errorf("k-clear: %+v, want a message telling the operator to purge the stream", r.Error)
+	}
+	poll.Until(t, 10*time.Second, "four dead letters", func() bool { return b.streamMsgs(t, streams.DeadLetters) == 4 })
+
+	// Not vacuous: the worker decrypted the material and Apinizer got it.
+	if k, ok := b.sim.Key(project, "secret"); !ok || k.Environments[0].Content != material {
+		t.Fatalf("key secret = %+v, %v; want it to hold the decrypted material", k, ok)
+	}
+
+	secrets := map[string]string{"the key material": material, "the decoded key material": rawMaterial, "the age identity": id.String()}
+	sealedInDLQ := 0
+	for _, a := range collectArtefacts(t, b.js, logs, reg, rec) {
+		for what, s := range secrets {
+			if strings.Contains(a.text, s) {
+				t.Errorf("LEAK: %s appears in %s", what, a.where)
+			}
+		}
+		if a.dlq && strings.Contains(a.text, "BEGIN AGE ENCRYPTED FILE") {
+			sealedInDLQ++
+		}
+		if a.dlq && strings.Contains(a.text, `"k-clear"`) {
+			var r struct {
+				Redacted bool   `json:"redacted"`
+				Payload  string `json:"payload"`
+			}
+			if json.Unmarshal([]byte(a.text), &r) == nil && (!r.Redacted || r.Payload != "") {
+				t.Errorf("%s: the clear job's dead letter does not say its payload was withheld", a.where)
+			}
+		}
+	}
+	// k-stranger and k-taken keep their encrypted form for replay, stored
+	// and as dlq.List decodes it.
+	if sealedInDLQ != 4 {
+		t.Errorf("the encrypted material is in %d dead letters, want 4 (2 jobs kept for replay, stored and listed)", sealedInDLQ)
+	}
+}
+
+// startKeyRedactionWorker runs a worker holding id (after another
+// identity: a rotation) against b.sim, logging to log, with every executor
+// error recorded.
+func startKeyRedactionWorker(t *testing.T, b *bundle, log *slog.Logger, id *age.X25519Identity) (*errorRecorder, *prometheus.Registry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := b.js.Consumer(ctx, streams.Jobs, streams.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := executor.New(executor.Config{
+		BaseURL:    b.sim.URL,
+		Token:      func() (string, error) { return token, nil },
+		Retry:      executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2},
+		Identities: []age.Identity{ageIdentity(t), id},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &errorRecorder{Executor: exec}
+	kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.New(kv, ledger.Config{Owner: "key-redaction", Lease: b.topo.AckWait * 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	w, err := worker.New(worker.Config{
+		Concurrency:     4,
+		FetchWait:       500 * time.Millisecond,
+		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
+		Ledger:          led,
+		Logger:          log,
+		ProbeInterval:   20 * time.Millisecond,
+		Metrics:         metrics.New(reg),
+	}, b.js, cons, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := workertest.Run(t, w)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			rec.record(err)
+		}
+	})
+	return rec, reg
+}
