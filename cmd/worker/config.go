@@ -29,6 +29,8 @@ type config struct {
 	apinizerURL       string
 	apinizerToken     string
 	apinizerTokenFile string
+	// ageIdentityFile holds the age identities that open encryptedContent.
+	ageIdentityFile string
 	// inventory watches the certificates Apinizer serves; off while
 	// inventoryProjects is empty.
 	// strandedInterval is the stranded-jobs check's period; 0 turns it off.
@@ -148,6 +150,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c.apinizerToken = getenv("APINIZER_TOKEN") // no flag: a flag would show in ps
 	str(&c.apinizerClientID, "APINIZER_CLIENT_ID", "apinizer-client-id", "", "Apinizer user whose client credentials get the token (POST /apiops/auth/token); with APINIZER_CLIENT_SECRET or --apinizer-client-secret-file")
 	str(&c.apinizerClientSecretFile, "APINIZER_CLIENT_SECRET_FILE", "apinizer-client-secret-file", "", "file holding the client secret, re-read for every token fetch")
+	str(&c.ageIdentityFile, "WORKER_AGE_IDENTITY_FILE", "age-identity-file", "", "file of age X25519 identities, one a line, that open SECRET_KEY and PRIVATE_KEY material")
 	c.apinizerClientSecret = getenv("APINIZER_CLIENT_SECRET") // no flag: a flag would show in ps
 	dur(&c.strandedInterval, "WORKER_STRANDED_CHECK_INTERVAL", "stranded-check-interval", 5*time.Minute, "how often one replica counts the jobs the server gave up on that no worker finished (apiops_stranded_jobs); 0 turns the check off")
 	str(&c.inventoryProjects, "APINIZER_INVENTORY_PROJECTS", "inventory-projects", "", "projects whose certificates the inventory watches, comma-separated; * for every project; empty: no inventory")

@@ -138,6 +138,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadBackWrites: true,
 	}
 	cfg.apinizerAuth(&ecfg)
+	if cfg.ageIdentityFile != "" {
+		// Read once at start-up: a rotation adds a line and restarts the
+		// workers, keeping the old identity until no job needs it.
+		if ecfg.Identities, err = executor.LoadIdentities(cfg.ageIdentityFile); err != nil {
+			return fmt.Errorf("WORKER_AGE_IDENTITY_FILE (--age-identity-file): %w", err)
+		}
+	}
 	exec, err := executor.New(ecfg)
 	if err != nil {
 		return err
