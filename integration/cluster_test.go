@@ -21,6 +21,10 @@ import (
 // clusterName is the CLUSTER_NAME the suites give deploy/nats/nats-server.conf.
 const clusterName = "apiops"
 
+// testJetStreamKey is the JETSTREAM_KEY the suites give deploy/nats/nats-server.conf: its
+// stores are encrypted at rest, as in production.
+const testJetStreamKey = "integration-jetstream-key-not-a-secret-0123456789"
+
 // startCluster starts the three-node JetStream cluster exactly as shipped: each node runs
 // deploy/nats/nats-server.conf, copied into the container, with SERVER_NAME and
 // CLUSTER_NAME from the environment and the aliases nats-1, nats-2 and nats-3 its routes
@@ -42,7 +46,7 @@ func startCluster(t testing.TB, nw *testcontainers.DockerNetwork) []*natsNode {
 		c := startContainer(t, testcontainers.ContainerRequest{
 			Image:          imageRef(t, "nats-server"),
 			Cmd:            []string{"-c", "/etc/nats/nats-server.conf"},
-			Env:            map[string]string{"SERVER_NAME": name, "CLUSTER_NAME": clusterName},
+			Env:            map[string]string{"SERVER_NAME": name, "CLUSTER_NAME": clusterName, "JETSTREAM_KEY": testJetStreamKey},
 			ExposedPorts:   []string{natsClientPort, natsMonitorPort},
 			Networks:       []string{nw.Name},
 			NetworkAliases: map[string][]string{nw.Name: {name}},
