@@ -1,17 +1,14 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
-	"io"
 	"os"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
-	"filippo.io/age/armor"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
@@ -36,22 +33,11 @@ func newIdentity(t testing.TB) *age.X25519Identity {
 // encrypt armours clear for recipient, as a producer does.
 func encrypt(t testing.TB, recipient age.Recipient, clear string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := age.Encrypt(aw, recipient)
+	sealed, err := jobs.Seal(clear, recipient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.WriteString(w, clear); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.String()
+	return sealed
 }
 
 func secretKeyCreate(t testing.TB, name string, recipient age.Recipient) *jobs.KeyCreate {

@@ -1,11 +1,9 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"maps"
 	"strings"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"filippo.io/age/armor"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,29 +20,18 @@ import (
 	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
-	"github.com/apiops-worker/apiops-worker/ledger"
-	"github.com/apiops-worker/apiops-worker/metrics"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
 
 // sealFor encrypts clear to recipient, armoured, as a producer does.
-func sealFor(t *testing.T, recipient age.Recipient, clear string) string {
+func sealFor(t testing.TB, recipient age.Recipient, clear string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := age.Encrypt(aw, recipient)
+	sealed, err := jobs.Seal(clear, recipient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.WriteString(w, clear)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.String()
+	return sealed
 }
 
 func ageIdentity(t *testing.T) *age.X25519Identity {
@@ -268,52 +254,24 @@ func TestRedactionOfKeyMaterial(t *testing.T) {
 }
 
 // startKeyRedactionWorker runs a worker holding id (after another
-// identity: a rotation) against b.sim, logging to log, with every executor
-// error recorded.
+// identity: a rotation), logging to log, with every executor error
+// recorded.
 func startKeyRedactionWorker(t *testing.T, b *bundle, log *slog.Logger, id *age.X25519Identity) (*errorRecorder, *prometheus.Registry) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := b.js.Consumer(ctx, streams.Jobs, streams.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec, err := executor.New(executor.Config{
-		BaseURL:    b.sim.URL,
-		Token:      func() (string, error) { return token, nil },
-		Retry:      executor.RetryPolicy{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: time.Second, Multiplier: 2},
-		Identities: []age.Identity{ageIdentity(t), id},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &errorRecorder{Executor: exec}
-	kv, err := b.js.KeyValue(ctx, streams.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := ledger.New(kv, ledger.Config{Owner: "key-redaction", Lease: b.topo.AckWait * 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	w, err := worker.New(worker.Config{
-		Concurrency:     4,
-		FetchWait:       500 * time.Millisecond,
-		RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
-		Ledger:          led,
-		Logger:          log,
-		ProbeInterval:   20 * time.Millisecond,
-		Metrics:         metrics.New(reg),
-	}, b.js, cons, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := workertest.Run(t, w)
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			rec.record(err)
-		}
+	rec := &errorRecorder{}
+	_, reg := b.stack.StartWorker(t, workertest.Worker{
+		Config: worker.Config{
+			Concurrency:     4,
+			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
+			Logger:          log,
+			ProbeInterval:   20 * time.Millisecond,
+		},
+		Lease:    2 * b.topo.AckWait,
+		Executor: func(c *executor.Config) { c.Identities = []age.Identity{ageIdentity(t), id} },
+		Wrap: func(e worker.Executor) worker.Executor {
+			rec.Executor = e
+			return rec
+		},
 	})
 	return rec, reg
 }

@@ -108,6 +108,12 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	case jobs.SubjectCredentialPublicKeyDelete:
 		job = &jobs.CredentialPublicKeyDelete{JobID: c.id, ProjectName: project, Username: name}
 	}
+	return publishOne(ctx, &c, subject, job, stdout, stderr)
+}
+
+// publishOne validates a job built from flags and publishes it on its
+// subject, scoped with --scoped.
+func publishOne(ctx context.Context, c *common, subject string, job jobs.Job, stdout, stderr io.Writer) error {
 	if err := job.Validate(); err != nil {
 		return fmt.Errorf("invalid job: %w", err)
 	}
@@ -115,7 +121,7 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("--scoped: %w", err)
 	}
-	return publishJobs(ctx, &c, []outgoing{{job, wire}}, stdout, stderr)
+	return publishJobs(ctx, c, []outgoing{{job, wire}}, stdout, stderr)
 }
 
 // newJobID makes a unique, readable job id. Producers that may send the same

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	"filippo.io/age"
-	"filippo.io/age/armor"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
@@ -112,14 +110,7 @@ func runSecretJob(ctx context.Context, subject string, args []string, getenv fun
 	case jobs.SubjectJWKDelete:
 		job = &jobs.JWKDelete{JobID: c.id, ProjectName: project, JWKName: name}
 	}
-	if err := job.Validate(); err != nil {
-		return fmt.Errorf("invalid job: %w", err)
-	}
-	wire, err := wireSubject(subject, job, c.scoped)
-	if err != nil {
-		return fmt.Errorf("--scoped: %w", err)
-	}
-	return publishJobs(ctx, &c, []outgoing{{job, wire}}, stdout, stderr)
+	return publishOne(ctx, &c, subject, job, stdout, stderr)
 }
 
 // keyFields builds a key body: the file's bytes base64-encoded as Apinizer
@@ -167,20 +158,5 @@ func seal(content, recipients string) (string, error) {
 		}
 		rs = append(rs, r)
 	}
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := age.Encrypt(aw, rs...)
-	if err != nil {
-		return "", fmt.Errorf("encrypting the key: %w", err)
-	}
-	if _, err := io.WriteString(w, content); err != nil {
-		return "", fmt.Errorf("encrypting the key: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return "", fmt.Errorf("encrypting the key: %w", err)
-	}
-	if err := aw.Close(); err != nil {
-		return "", fmt.Errorf("encrypting the key: %w", err)
-	}
-	return buf.String(), nil
+	return jobs.Seal(content, rs...)
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"filippo.io/age/armor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -154,20 +151,11 @@ func mustIdentity(t *testing.T) *age.X25519Identity {
 	return id
 }
 
-func sealTo(t *testing.T, r age.Recipient, clear string) string {
+func sealTo(t testing.TB, recipient age.Recipient, clear string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := age.Encrypt(aw, r)
+	sealed, err := jobs.Seal(clear, recipient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.WriteString(w, clear)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := aw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.String()
+	return sealed
 }
