@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/apiops-worker/apiops-worker/dlq"
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
 	"github.com/apiops-worker/apiops-worker/internal/capture"
@@ -287,4 +288,46 @@ func startKeyRedactionWorker(t *testing.T, b *bundle, log *slog.Logger, id *age.
 		},
 	})
 	return rec, reg
+}
+
+// TestAnUndecryptableJobIsReplayedOnceTheWorkerHoldsItsIdentity: material
+// encrypted to a recipient the worker cannot open fails undecryptable and
+// is dead-lettered encrypted; replayed after the worker gains the identity,
+// it succeeds.
+func TestAnUndecryptableJobIsReplayedOnceTheWorkerHoldsItsIdentity(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	old, next := ageIdentity(t), ageIdentity(t)
+	material := base64.StdEncoding.EncodeToString([]byte("replayed-key-material"))
+	rs := b.watchResults(t)
+	stop, _ := b.startWorker(t, workerOpts{executor: func(c *executor.Config) { c.Identities = []age.Identity{old} }})
+	b.publish(t, &jobs.KeyCreate{JobID: "early", ProjectName: project, KeyName: "k", KeyFields: jobs.KeyFields{KeyType: jobs.KeySecret, Algorithm: jobs.AlgorithmAES,
+		CryptoKeyInfoEnvironmentList: []jobs.KeyEnvironment{{EnvironmentName: "production", EncryptedContent: sealFor(t, next.Recipient(), material)}}}})
+	if r := rs.next(t, 1, 30*time.Second)["early"]; r.Error == nil || r.Error.Code != executor.CodeUndecryptable {
+		t.Fatalf("early: %+v, want undecryptable", r)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var recs []dlq.Record
+	poll.Until(t, 10*time.Second, "the dead letter", func() bool {
+		recs, _ = dlq.List(ctx, b.js, "", 10)
+		return len(recs) == 1
+	})
+	if !strings.Contains(recs[0].Payload, "BEGIN AGE ENCRYPTED FILE") || strings.Contains(recs[0].Payload, material) {
+		t.Fatalf("the dead letter holds %q, want the encrypted job only", recs[0].Payload)
+	}
+	b.startWorker(t, workerOpts{executor: func(c *executor.Config) { c.Identities = []age.Identity{old, next} }})
+	id, err := dlq.Replay(ctx, b.js, recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rs.next(t, 1, 30*time.Second)[id]; r.Status != jobs.StatusSucceeded {
+		t.Fatalf("replay %s: %+v, want succeeded", id, r)
+	}
+	if k, ok := b.sim.Key(project, "k"); !ok || k.Environments[0].Content != material {
+		t.Errorf("key k = %+v, %v; want the decrypted material", k, ok)
+	}
 }
