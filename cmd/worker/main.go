@@ -43,15 +43,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "worker:", err)
-		}
+		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(2)
 	}
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h or --version, written to stdout
+	}
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	ln, err := net.Listen("tcp", cfg.metricsAddr)
 	if err != nil {
-		return fmt.Errorf("METRICS_ADDR: %w", err)
+		return fmt.Errorf("%s: %w", cfg.named("METRICS_ADDR"), err)
 	}
 	srv := &http.Server{
 		// A half-open connection still says connected: readiness asks the
@@ -188,7 +189,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.pprof {
 		pln, err := net.Listen("tcp", cfg.pprofAddr)
 		if err != nil {
-			return fmt.Errorf("WORKER_PPROF_ADDR (--pprof-addr): %w", err)
+			return fmt.Errorf("%s: %w", cfg.named("WORKER_PPROF_ADDR"), err)
 		}
 		psrv := &http.Server{Handler: profiles(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
@@ -265,7 +266,7 @@ func startInventory(ctx context.Context, cfg config, exec *executor.Client, js j
 	}
 	inv, err := inventory.New(cfg.inventory, exec, js, reg, log.With("component", "inventory"))
 	if err != nil {
-		return nil, fmt.Errorf("APINIZER_INVENTORY_*: %w", err)
+		return nil, fmt.Errorf("APINIZER_INVENTORY_* (--inventory-*): %w", err)
 	}
 	return inv, nil
 }
@@ -294,7 +295,7 @@ func routes(reg *prometheus.Registry, ready func() error) http.Handler {
 // error.
 func connectNATS(ctx context.Context, cfg config, log *slog.Logger) (*nats.Conn, error) {
 	nc, err := natsconn.Connect(ctx, cfg.nats, log)
-	return nc, natsconn.Rename(err, natsVars)
+	return nc, natsconn.Rename(err, cfg.natsNames())
 }
 
 // drain closes the connection after flushing what is in flight (acks, naks,
