@@ -204,8 +204,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("worker started", "owner", owner, "metrics", metricsURL, "readyz", "http://"+ln.Addr().String()+"/readyz", "concurrency", cfg.worker.Concurrency, "apinizer", cfg.apinizerURL)
 
 	var samples sync.WaitGroup
+	if dev != nil {
+		dev.banner(stdout, ln.Addr().String())
+	}
 	if dev != nil && cfg.samples {
-		fmt.Fprintf(stdout, "metrics: %s\n", metricsURL)
 		samples.Go(func() { dev.publishSamples(ctx, js, stdout, log) })
 	}
 
