@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,17 @@ func startDevRun(t *testing.T, until string, args ...string) (stdout, stderr *ca
 		}
 	})
 	poll.Until(t, 60*time.Second, "stdout to say "+until, func() bool { return strings.Contains(stdout.String(), until) })
+	// Stopped only once it consumes: an interrupt during start-up is an
+	// error of its own.
+	readyz := bannerValue(t, stdout.String(), "readyz")
+	poll.Until(t, 30*time.Second, readyz+" to answer 200", func() bool {
+		resp, err := http.Get(readyz)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	return stdout, stderr
 }
 
