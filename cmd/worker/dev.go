@@ -226,6 +226,13 @@ func sampleJobs(runID, pem string) []jobs.Job {
 	}
 }
 
+// readmeJob is the job whose result the README's `enqueue result` example
+// reads: a rotation of my-certificate, which stays served.
+func readmeJob(pem string) jobs.Job {
+	return &jobs.CertificateUpdate{JobID: "rotate-2026-11-23-my-certificate", ProjectName: sampleProject, CertificateName: "my-certificate",
+		CertificateFields: jobs.CertificateFields{Alias: "my-alias", CertificateDescription: "Rotated", EnvironmentList: []string{"production", "staging"}, PEMEncodedFile: pem}}
+}
+
 // publishSamples publishes one job of each kind and prints each result as it
 // arrives, one line each: its subject and the result as compact JSON (the
 // logs go to stderr).
@@ -240,6 +247,12 @@ func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, std
 	}
 	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"), e.pem)
 	want := make(map[string]bool, len(samples))
+	// The past job the README's `enqueue result` example asks for; not a
+	// sample, so not printed.
+	if _, err := jobs.Publish(ctx, js, readmeJob(e.pem)); err != nil {
+		log.Error("samples: publish", "job_id", readmeJob(e.pem).ID(), "err", err)
+		return
+	}
 	for _, job := range samples {
 		if _, err := jobs.Publish(ctx, js, job); err != nil {
 			log.Error("samples: publish", "job_id", job.ID(), "err", err)

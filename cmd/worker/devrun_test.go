@@ -148,7 +148,8 @@ func TestDevRunLeavesTheREADMEsResourcesForItsExamples(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rc, err := streams.WatchResults(ctx, js)
+	// From the stream's start: the README's past job ran with the samples.
+	rc, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,32 +159,38 @@ func TestDevRunLeavesTheREADMEsResourcesForItsExamples(t *testing.T) {
 	}
 	cert := jobs.CertificateFields{Alias: "my-alias", CertificateDescription: "Rotated", EnvironmentList: []string{"production", "staging"}, PEMEncodedFile: pem}
 	// In the README's order; the credential goes after its public key.
-	examples := []jobs.Job{
-		&jobs.CertificateUpdate{JobID: "readme-certificate-update", ProjectName: "MyProject", CertificateName: "my-certificate", CertificateFields: cert},
-		&jobs.KeyDelete{JobID: "readme-key-delete", ProjectName: "MyProject", KeyName: "my-key", JWKDeleteAction: jobs.JWKDeleteDelete},
-		&jobs.CredentialPublicKeyDelete{JobID: "readme-publickey-delete", ProjectName: "MyProject", Username: "api-user"},
-		&jobs.CredentialDelete{JobID: "readme-credential-delete", ProjectName: "MyProject", Username: "api-user"},
-		&jobs.CertificateCreate{JobID: "readme-certificate-create", ProjectName: "MyProject", CertificateName: "new-certificate", CertificateFields: cert},
+	// Run one after another, as a user types them: the credential's two
+	// jobs touch one resource, and the later would supersede the earlier.
+	examples := [][]jobs.Job{
+		{&jobs.CertificateUpdate{JobID: "readme-certificate-update", ProjectName: "MyProject", CertificateName: "my-certificate", CertificateFields: cert}},
+		{&jobs.KeyDelete{JobID: "readme-key-delete", ProjectName: "MyProject", KeyName: "my-key", JWKDeleteAction: jobs.JWKDeleteDelete}},
+		{&jobs.CredentialPublicKeyDelete{JobID: "readme-publickey-delete", ProjectName: "MyProject", Username: "api-user"}},
+		{&jobs.CredentialDelete{JobID: "readme-credential-delete", ProjectName: "MyProject", Username: "api-user"}},
+		{&jobs.CertificateCreate{JobID: "readme-certificate-create", ProjectName: "MyProject", CertificateName: "new-certificate", CertificateFields: cert}},
 	}
-	want := map[string]bool{}
-	for _, j := range examples {
-		if _, err := jobs.Publish(ctx, js, j); err != nil {
-			t.Fatalf("publish %s: %v", j.ID(), err)
+	// The past job `enqueue result rotate-2026-11-23-my-certificate` reads,
+	// published by make run beside the samples, comes first.
+	want := map[string]bool{"rotate-2026-11-23-my-certificate": true}
+	for _, batch := range examples {
+		for _, j := range batch {
+			if _, err := jobs.Publish(ctx, js, j); err != nil {
+				t.Fatalf("publish %s: %v", j.ID(), err)
+			}
+			want[j.ID()] = true
 		}
-		want[j.ID()] = true
-	}
-	for len(want) > 0 {
-		msg, err := rc.Next(jetstream.FetchContext(ctx))
-		if err != nil {
-			t.Fatalf("no result for %v: %v", want, err)
-		}
-		var r jobs.Result
-		if err := json.Unmarshal(msg.Data(), &r); err != nil || !want[r.JobID] {
-			continue
-		}
-		delete(want, r.JobID)
-		if r.Status != jobs.StatusSucceeded {
-			t.Errorf("%s: %s (error %+v), want succeeded", r.JobID, r.Status, r.Error)
+		for len(want) > 0 {
+			msg, err := rc.Next(jetstream.FetchContext(ctx))
+			if err != nil {
+				t.Fatalf("no result for %v: %v", want, err)
+			}
+			var r jobs.Result
+			if err := json.Unmarshal(msg.Data(), &r); err != nil || !want[r.JobID] {
+				continue
+			}
+			delete(want, r.JobID)
+			if r.Status != jobs.StatusSucceeded {
+				t.Errorf("%s: %s (error %+v), want succeeded", r.JobID, r.Status, r.Error)
+			}
 		}
 	}
 }
