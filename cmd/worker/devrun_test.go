@@ -38,6 +38,9 @@ func startDevRun(t *testing.T, until string, args ...string) (stdout, stderr *ca
 			if err != nil {
 				t.Errorf("run after interrupt: %v", err)
 			}
+			if !strings.Contains(stderr.String(), "stopping: finishing ") {
+				t.Errorf("the interrupt was not answered with the drain's line:\n%s", stderr)
+			}
 		case <-time.After(30 * time.Second):
 			t.Error("run did not stop within 30s of the interrupt")
 		}
