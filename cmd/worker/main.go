@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -27,7 +26,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/inventory"
@@ -238,20 +236,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runErr
 }
 
-// profiles serves Go's profiles. They include the process's command line
-// and let anyone who reaches them slow the worker down, so they have an
-// address of their own (loopback by default), never the metrics address,
-// which Prometheus and the NetworkPolicy's scrapers reach.
-func profiles() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return mux
-}
-
 // startInventory builds the certificate inventory when projects are named
 // (provisioning its stream and bucket when provisioning is on); nil when
 // the inventory is off.
@@ -271,26 +255,6 @@ func startInventory(ctx context.Context, cfg config, exec *executor.Client, js j
 		return nil, fmt.Errorf("APINIZER_INVENTORY_* (--inventory-*): %w", err)
 	}
 	return inv, nil
-}
-
-// routes serves the metrics of reg and the health endpoints: /healthz says
-// the process is alive, /readyz that it is connected and consuming (or, with
-// a 503, why not); with
-// withPprof also Go's profiles.
-func routes(reg *prometheus.Registry, ready func() error) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
-	return mux
 }
 
 // connectNATS connects as cfg says, naming the variable at fault in an
