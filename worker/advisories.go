@@ -121,7 +121,11 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err
 	}
-	log.Warn("job the server gave up on is finished", "status", r.Status, "dead_lettered", deadLetter)
+	args := []any{"status", r.Status, "dead_lettered", deadLetter}
+	if r.Error != nil {
+		args = append(args, "code", r.Error.Code, "message", r.Error.Message)
+	}
+	log.Warn("job the server gave up on is finished", args...)
 	return nil
 }
 

@@ -52,7 +52,9 @@ func (w *Worker) apply(ctx context.Context, d *delivery, h *hold) fate {
 	}
 }
 
-// decided asks decide for the delivery's fate, and logs it.
+// decided asks decide for the delivery's fate, and logs it. A job given up
+// on is logged at debug here: settle writes its one warn line, with the
+// result's code and message.
 func (w *Worker) decided(d *delivery, prior int, resp executor.Response, err error) fate {
 	f := decide(attempt{
 		delivered: d.deliveries, maxDeliver: w.maxDeliver, prior: prior,
@@ -65,9 +67,9 @@ func (w *Worker) decided(d *delivery, prior int, resp executor.Response, err err
 	case f.action == retry:
 		d.logger().Info("job will be retried", "attempts", attempts, "delay", f.delay, "err", err)
 	case f.dlqReason == dlq.ReasonPermanent:
-		d.logger().Warn("job failed permanently", "attempts", attempts, "err", err)
+		d.logger().Debug("job failed permanently", "attempts", attempts, "err", err)
 	case f.dlqReason == dlq.ReasonMaxDeliveries:
-		d.logger().Warn("job failed: out of deliveries", "attempts", attempts, "err", err)
+		d.logger().Debug("job failed: out of deliveries", "attempts", attempts, "err", err)
 	}
 	return f
 }

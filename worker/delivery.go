@@ -135,6 +135,18 @@ func (d *delivery) with(args ...any) {
 	d.log = nil
 }
 
+// has reports whether the delivery's log lines carry the attribute key.
+func (d *delivery) has(key string) bool {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	for i := 0; i < len(d.attrs); i += 2 {
+		if d.attrs[i] == key {
+			return true
+		}
+	}
+	return false
+}
+
 // logger returns the delivery's logger, carrying its attributes.
 func (d *delivery) logger() *slog.Logger {
 	d.logMu.Lock()
@@ -149,6 +161,8 @@ func (d *delivery) logger() *slog.Logger {
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.cfg.Metrics.InFlight(1)
 	defer w.cfg.Metrics.InFlight(-1)
+	w.inFlight.Add(1)
+	defer w.inFlight.Add(-1)
 
 	d := &delivery{msg: msg, base: w.log}
 	d.subject, d.header, d.data, d.started = msg.Subject(), msg.Headers(), msg.Data(), w.cfg.Now()
@@ -188,7 +202,7 @@ func (w *Worker) process(ctx context.Context, d *delivery, h *hold) fate {
 		f := invalidJob(err)
 		w.cfg.Metrics.InvalidJob(f.reason)
 		d.with("job_id", d.jobID)
-		d.logger().Warn("invalid job", "code", f.reason, "err", err)
+		d.logger().Debug("invalid job", "code", f.reason, "err", err) // settle warns, once
 		return f
 	}
 	d.with("job_id", d.jobID, "project", d.job.Resource().Project)

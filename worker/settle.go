@@ -64,7 +64,7 @@ func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 		} else if f.action != republish {
 			// A republished result was counted when it was first made.
 			w.cfg.Metrics.JobFinished(*result, w.cfg.Now().Sub(d.started))
-			d.logger().Info("job finished", "status", result.Status, "attempts", result.Attempts)
+			w.logFinished(d, *result)
 		}
 	}
 	var err error
@@ -80,6 +80,24 @@ func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 	if err != nil {
 		d.logger().Warn("could not settle message; it will be redelivered", "err", err)
 	}
+}
+
+// logFinished logs a job's end. A failed job gets one line at warn, with
+// what an operator needs to act on it (its code and message); the lines
+// that led to it (the decision, the dead letter) are at debug.
+func (w *Worker) logFinished(d *delivery, r jobs.Result) {
+	if r.Status != jobs.StatusFailed {
+		d.logger().Info("job finished", "status", r.Status, "attempts", r.Attempts)
+		return
+	}
+	args := []any{"attempts", r.Attempts}
+	if !d.has("attempt") { // set by the ledger's claim, when there is one
+		args = append(args, "attempt", r.Attempts)
+	}
+	if r.Error != nil {
+		args = append(args, "code", r.Error.Code, "message", r.Error.Message)
+	}
+	d.logger().Warn("job failed", args...)
 }
 
 // record stores the delivery's end in the ledger: for a retry, the claim
@@ -127,7 +145,8 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, rec dlq.Recor
 		return err
 	}
 	w.cfg.Metrics.DeadLetter(rec.Subject, rec.Reason)
-	log.Warn("job dead-lettered", "reason", rec.Reason, "payload_bytes", rec.PayloadSize)
+	// At debug: the job's one warn line, with its code, is its caller's.
+	log.Debug("job dead-lettered", "reason", rec.Reason, "payload_bytes", rec.PayloadSize)
 	return nil
 }
 

@@ -49,6 +49,8 @@ type Worker struct {
 	calls chan struct{}
 	log   *slog.Logger
 	bound atomic.Bool
+	// inFlight counts the jobs being handled, for the shutdown's first line.
+	inFlight atomic.Int64
 }
 
 // New returns a Worker consuming cons, publishing results through js and
@@ -139,6 +141,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	// Said at once: the last pull may take FetchWait to expire, and a
+	// silent wait after Ctrl-C reads as a hang.
+	n := w.inFlight.Load()
+	w.log.Info(fmt.Sprintf("stopping: finishing %d jobs in flight, grace %s", n, w.cfg.ShutdownGrace),
+		"in_flight", n, "grace", w.cfg.ShutdownGrace)
 	// The grace starts when the worker is told to stop, not once its last
 	// pull has expired.
 	grace := time.NewTimer(w.cfg.ShutdownGrace)

@@ -74,6 +74,8 @@ type workerOpts struct {
 	started func(*worker.Worker)
 	// noProvision leaves deleted JetStream objects missing.
 	noProvision bool
+	// log, if set, replaces the test's log.
+	log *slog.Logger
 }
 
 // startWorker runs a real worker, with fast redeliveries and probes and its
@@ -81,6 +83,10 @@ type workerOpts struct {
 // test ends; stop returns Run's error.
 func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg *prometheus.Registry) {
 	t.Helper()
+	log := o.log
+	if log == nil {
+		log = testLogger(t)
+	}
 	return b.stack.StartWorker(t, workertest.Worker{
 		Config: worker.Config{
 			Concurrency:     o.concurrency,
@@ -88,7 +94,7 @@ func (b *bundle) startWorker(t *testing.T, o workerOpts) (stop func() error, reg
 			ShutdownGrace:   o.grace,
 			FetchWait:       o.fetchWait,
 			RedeliveryDelay: func(uint64) time.Duration { return 100 * time.Millisecond },
-			Logger:          testLogger(t),
+			Logger:          log,
 			ProbeInterval:   20 * time.Millisecond,
 		},
 		Retry:       o.retry,

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -26,17 +25,17 @@ func (c config) apinizerTLS() (*tls.Config, error) {
 	if c.apinizerCAFile != "" {
 		b, err := os.ReadFile(c.apinizerCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("APINIZER_CA_FILE: %w", err)
+			return nil, fmt.Errorf("%s: %w", c.named("APINIZER_CA_FILE"), err)
 		}
 		t.RootCAs = x509.NewCertPool()
 		if !t.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("APINIZER_CA_FILE: %s holds no PEM certificate", c.apinizerCAFile)
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", c.named("APINIZER_CA_FILE"), c.apinizerCAFile)
 		}
 	}
 	if c.apinizerClientCert != "" {
 		pair, err := tls.LoadX509KeyPair(c.apinizerClientCert, c.apinizerClientKey)
 		if err != nil {
-			return nil, fmt.Errorf("APINIZER_CLIENT_CERT: %w", err)
+			return nil, fmt.Errorf("%s, %s: %w", c.named("APINIZER_CLIENT_CERT"), c.named("APINIZER_CLIENT_KEY"), err)
 		}
 		t.Certificates = []tls.Certificate{pair}
 	}
@@ -45,7 +44,9 @@ func (c config) apinizerTLS() (*tls.Config, error) {
 
 // validateApinizerAuth checks that exactly one of the three ways to
 // authenticate to Apinizer is set: a personal token inline, a personal token
-// file, or client credentials.
+// file, or client credentials; and that the file it names, if any, can be
+// read and is not empty, so that a wrong path stops the start, not every
+// job.
 func (c config) validateApinizerAuth() []error {
 	clientCreds := c.apinizerClientID != "" || c.apinizerClientSecret != "" || c.apinizerClientSecretFile != ""
 	ways := 0
@@ -54,23 +55,40 @@ func (c config) validateApinizerAuth() []error {
 			ways++
 		}
 	}
-	const all = "APINIZER_TOKEN, APINIZER_TOKEN_FILE, or APINIZER_CLIENT_ID with APINIZER_CLIENT_SECRET or APINIZER_CLIENT_SECRET_FILE"
+	token, tokenFile, id := c.named("APINIZER_TOKEN"), c.named("APINIZER_TOKEN_FILE"), c.named("APINIZER_CLIENT_ID")
+	secret, secretFile := c.named("APINIZER_CLIENT_SECRET"), c.named("APINIZER_CLIENT_SECRET_FILE")
+	all := fmt.Sprintf("%s, %s, or %s with %s or %s", token, tokenFile, id, secret, secretFile)
 	switch {
 	case ways == 0:
-		return []error{fmt.Errorf("APINIZER_TOKEN: required: set one of %s", all)}
+		return []error{fmt.Errorf("%s: required: set one of %s", token, all)}
 	case ways > 1:
-		return []error{fmt.Errorf("APINIZER_TOKEN, APINIZER_TOKEN_FILE, APINIZER_CLIENT_ID: set only one way to authenticate: %s", all)}
+		return []error{fmt.Errorf("%s, %s, %s: set only one way to authenticate: %s", token, tokenFile, id, all)}
 	case !clientCreds:
-		return nil
+		return c.readable(c.apinizerTokenFile, "APINIZER_TOKEN_FILE")
 	}
 	var errs []error
 	if c.apinizerClientID == "" {
-		errs = append(errs, errors.New("APINIZER_CLIENT_ID (--apinizer-client-id): required with APINIZER_CLIENT_SECRET or APINIZER_CLIENT_SECRET_FILE"))
+		errs = append(errs, fmt.Errorf("%s: required with %s or %s", id, secret, secretFile))
 	}
 	if (c.apinizerClientSecret == "") == (c.apinizerClientSecretFile == "") {
-		errs = append(errs, errors.New("APINIZER_CLIENT_SECRET, APINIZER_CLIENT_SECRET_FILE: set exactly one with APINIZER_CLIENT_ID"))
+		errs = append(errs, fmt.Errorf("%s, %s: set exactly one with %s", secret, secretFile, id))
 	}
-	return errs
+	if errs != nil {
+		return errs
+	}
+	return c.readable(c.apinizerClientSecretFile, "APINIZER_CLIENT_SECRET_FILE")
+}
+
+// readable checks that the secret file path, set by env, can be read now and
+// is not empty; no path is no error.
+func (c config) readable(path, env string) []error {
+	if path == "" {
+		return nil
+	}
+	if _, err := (&secretFile{path: path, env: c.named(env)}).get(); err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // apinizerAuth sets the executor's way to authenticate: a personal token
@@ -83,7 +101,7 @@ func (c config) apinizerAuth(ec *executor.Config) {
 	}
 	secret := func() (string, error) { return c.apinizerClientSecret, nil }
 	if c.apinizerClientSecretFile != "" {
-		secret = (&secretFile{path: c.apinizerClientSecretFile, env: "APINIZER_CLIENT_SECRET_FILE"}).get
+		secret = (&secretFile{path: c.apinizerClientSecretFile, env: c.named("APINIZER_CLIENT_SECRET_FILE")}).get
 	}
 	ec.ClientCredentials = &executor.ClientCredentials{ClientID: c.apinizerClientID, ClientSecret: secret}
 }
@@ -96,7 +114,7 @@ func (c config) token() func() (string, error) {
 		t := c.apinizerToken
 		return func() (string, error) { return t, nil }
 	}
-	return (&secretFile{path: c.apinizerTokenFile, env: "APINIZER_TOKEN_FILE"}).get
+	return (&secretFile{path: c.apinizerTokenFile, env: c.named("APINIZER_TOKEN_FILE")}).get
 }
 
 // secretFile caches a secret file's content (a token, a client secret),
@@ -104,7 +122,7 @@ func (c config) token() func() (string, error) {
 // a read, and a rotated file is picked up without a restart.
 type secretFile struct {
 	path string
-	// env names the variable that set path, for errors.
+	// env names the variable (and flag) that set path, for errors.
 	env string
 
 	mu      sync.Mutex

@@ -5,18 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
 
-	"github.com/apiops-worker/apiops-worker/executor"
-	"github.com/apiops-worker/apiops-worker/internal/setting"
 	"github.com/apiops-worker/apiops-worker/inventory"
 	"github.com/apiops-worker/apiops-worker/natsconn"
-	"github.com/apiops-worker/apiops-worker/stranded"
 	"github.com/apiops-worker/apiops-worker/streams"
 	"github.com/apiops-worker/apiops-worker/worker"
 )
@@ -53,9 +49,14 @@ type config struct {
 	// environment and the flags only set them.
 	worker worker.Config
 	topo   streams.Config
-	// settingVars names the variable and flag of each field of worker and
-	// topo that has them, for the fields' errors.
+	// settingVars names the variable of each field of worker and topo that
+	// has one, for the fields' errors.
 	settingVars map[string]string
+	// flags names the flag of each variable that has one, so that errors
+	// name both (named); groups lists the flags under their headings for
+	// -h (usage).
+	flags  map[string]string
+	groups []flagGroup
 
 	retryBudget    time.Duration
 	attemptTimeout time.Duration
@@ -73,64 +74,81 @@ type config struct {
 }
 
 // parseConfig reads the environment through getenv, then the flags in args,
-// then validates everything once, naming the variable at fault.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	c := config{worker: worker.Config{}.WithDefaults(), topo: streams.Config{}.WithDefaults(), settingVars: map[string]string{}}
+// then validates everything once, naming the variable and the flag at
+// fault. For -h and --version it writes the help or the version to out and
+// returns flag.ErrHelp.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	c := config{worker: worker.Config{}.WithDefaults(), topo: streams.Config{}.WithDefaults(),
+		settingVars: map[string]string{}, flags: map[string]string{}}
 	c.worker.MaxJobs = 0 // twice whatever concurrency is set
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are returned, not printed; help goes to out (usage).
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var errs []error
+	// section starts the group of flags registered after it, for -h.
+	section := func(heading string) { c.groups = append(c.groups, flagGroup{heading: heading}) }
+	named := func(env, name string) {
+		c.flags[env] = name
+		g := &c.groups[len(c.groups)-1]
+		g.flags = append(g.flags, name)
+	}
 	str := func(p *string, env, name, def, usage string) {
 		v := getenv(env)
 		if v == "" {
 			v = def
 		}
 		fs.StringVar(p, name, v, usage+" ($"+env+")")
+		named(env, name)
 	}
 	num := func(p *int, env, name string, def int, usage string) {
 		v := def
 		if s := getenv(env); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not a whole number", env, s))
+				errs = append(errs, fmt.Errorf("%s=%q (--%s): not a whole number", env, s, name))
 			}
 			v = n
 		}
 		fs.IntVar(p, name, v, usage+" ($"+env+")")
+		named(env, name)
 	}
 	dur := func(p *time.Duration, env, name string, def time.Duration, usage string) {
 		v := def
 		if s := getenv(env); s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 5m)", env, s))
+				errs = append(errs, fmt.Errorf("%s=%q (--%s): not a duration (e.g. 30s, 5m)", env, s, name))
 			}
 			v = d
 		}
 		fs.DurationVar(p, name, v, usage+" ($"+env+")")
+		named(env, name)
 	}
 	boolean := func(p *bool, env, name string, def bool, usage string) {
 		v := def
 		if s := getenv(env); s != "" {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: not a boolean", env, s))
+				errs = append(errs, fmt.Errorf("%s=%q (--%s): not a boolean", env, s, name))
 			}
 			v = b
 		}
 		fs.BoolVar(p, name, v, usage+" ($"+env+")")
+		named(env, name)
 	}
 	// A component's setting defaults to the component's default, and its
 	// errors name the variable and the flag.
 	settingNum := func(p *int, field, env, name, usage string) {
 		num(p, env, name, *p, usage)
-		c.settingVars[field] = env + " (--" + name + ")"
+		c.settingVars[field] = env
 	}
 	settingDur := func(p *time.Duration, field, env, name, usage string) {
 		dur(p, env, name, *p, usage)
-		c.settingVars[field] = env + " (--" + name + ")"
+		c.settingVars[field] = env
 	}
 
+	section("NATS")
 	c.nats.Name = "apiops-worker"
 	str(&c.nats.URL, "NATS_URL", "nats-url", natsconn.DefaultURL, "NATS server URL(s), comma-separated")
 	str(&c.nats.CredsFile, "NATS_CREDS", "nats-creds", "", "NATS .creds file")
@@ -145,6 +163,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.nats.TLSCAFile, "NATS_TLS_CA", "nats-tls-ca", "", "CA file to verify the NATS server")
 	str(&c.nats.TLSCertFile, "NATS_TLS_CERT", "nats-tls-cert", "", "client certificate file for NATS")
 	str(&c.nats.TLSKeyFile, "NATS_TLS_KEY", "nats-tls-key", "", "client key file for NATS")
+
+	section("Apinizer")
 	str(&c.apinizerURL, "APINIZER_URL", "apinizer-url", "", "Apinizer base URL, e.g. https://demo.apinizer.com")
 	str(&c.apinizerTokenFile, "APINIZER_TOKEN_FILE", "apinizer-token-file", "", "file holding the Apinizer personal API access token")
 	c.apinizerToken = getenv("APINIZER_TOKEN") // no flag: a flag would show in ps
@@ -152,44 +172,62 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.apinizerClientSecretFile, "APINIZER_CLIENT_SECRET_FILE", "apinizer-client-secret-file", "", "file holding the client secret, re-read for every token fetch")
 	str(&c.ageIdentityFile, "WORKER_AGE_IDENTITY_FILE", "age-identity-file", "", "file of age X25519 identities, one a line, that open SECRET_KEY and PRIVATE_KEY material")
 	c.apinizerClientSecret = getenv("APINIZER_CLIENT_SECRET") // no flag: a flag would show in ps
+	str(&c.apinizerCAFile, "APINIZER_CA_FILE", "apinizer-ca-file", "", "CA bundle to verify Apinizer's certificate (default: system roots)")
+	str(&c.apinizerClientCert, "APINIZER_CLIENT_CERT", "apinizer-client-cert", "", "client certificate file for Apinizer")
+	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
+	boolean(&c.allowInsecureHTTP, "APINIZER_ALLOW_INSECURE_HTTP", "apinizer-allow-insecure-http", false, "allow plain http:// to a host that is not loopback (test networks only)")
+	dur(&c.retryBudget, "WORKER_RETRY_BUDGET", "retry-budget", time.Minute, "in-process retry time per delivery")
+	dur(&c.attemptTimeout, "WORKER_ATTEMPT_TIMEOUT", "attempt-timeout", 30*time.Second, "timeout of one Apinizer HTTP attempt")
+
+	section("Worker")
+	settingNum(&c.worker.Concurrency, "Concurrency", "WORKER_CONCURRENCY", "concurrency", "Apinizer calls in flight at once")
+	settingNum(&c.worker.MaxJobs, "MaxJobs", "WORKER_MAX_JOBS", "max-jobs", "jobs held at once, at least the concurrency (0: twice the concurrency)")
+	settingDur(&c.worker.JobTimeout, "JobTimeout", "WORKER_JOB_TIMEOUT", "job-timeout", "deadline of one delivery of a job")
+	settingDur(&c.worker.ShutdownGrace, "ShutdownGrace", "WORKER_SHUTDOWN_GRACE", "shutdown-grace", "time in-flight jobs get to finish on shutdown")
+	settingDur(&c.topo.AckWait, "AckWait", "WORKER_ACK_WAIT", "ack-wait", "consumer ack wait")
+	settingNum(&c.topo.MaxDeliver, "MaxDeliver", "WORKER_MAX_DELIVER", "max-deliver", "deliveries of one job before it fails")
+	settingDur(&c.topo.DuplicateWindow, "DuplicateWindow", "WORKER_DUPLICATE_WINDOW", "duplicate-window", "jobs stream duplicate window")
+	settingNum(&c.topo.Replicas, "Replicas", "WORKER_STREAM_REPLICAS", "replicas", "replicas of the streams, consumer and bucket")
+	dur(&c.lease, "WORKER_LEASE", "lease", time.Minute, "ledger lease of a claimed job")
 	dur(&c.strandedInterval, "WORKER_STRANDED_CHECK_INTERVAL", "stranded-check-interval", 5*time.Minute, "how often one replica counts the jobs the server gave up on that no worker finished (apiops_stranded_jobs); 0 turns the check off")
+	noProvision := false
+	boolean(&noProvision, "WORKER_NO_PROVISION", "no-provision", false, "do not create streams, consumer and bucket; verify they exist")
+
+	section("Certificate inventory")
 	str(&c.inventoryProjects, "APINIZER_INVENTORY_PROJECTS", "inventory-projects", "", "projects whose certificates the inventory watches, comma-separated; * for every project; empty: no inventory")
 	dur(&c.inventory.Interval, "APINIZER_INVENTORY_INTERVAL", "inventory-interval", 10*time.Minute, "time between inventory rounds")
 	dur(&c.inventory.ExpiryWarning, "APINIZER_EXPIRY_WARNING", "expiry-warning", 720*time.Hour, "how close a certificate's notAfter must be for an expiry event")
 	num(&c.inventory.MaxSeries, "APINIZER_INVENTORY_MAX_SERIES", "inventory-max-series", 5000, "certificate/environment series exported at most; beyond it the soonest-expiring")
 	num(&c.inventoryRate, "APINIZER_INVENTORY_REQUEST_RATE", "inventory-request-rate", 5, "inventory calls to Apinizer per second at most")
 	dur(&c.inventory.Lease, "APINIZER_INVENTORY_LEASE", "inventory-lease", 30*time.Second, "another replica takes the inventory over within this after its holder dies")
-	str(&c.apinizerCAFile, "APINIZER_CA_FILE", "apinizer-ca-file", "", "CA bundle to verify Apinizer's certificate (default: system roots)")
-	str(&c.apinizerClientCert, "APINIZER_CLIENT_CERT", "apinizer-client-cert", "", "client certificate file for Apinizer")
-	str(&c.apinizerClientKey, "APINIZER_CLIENT_KEY", "apinizer-client-key", "", "client key file for Apinizer")
-	boolean(&c.allowInsecureHTTP, "APINIZER_ALLOW_INSECURE_HTTP", "apinizer-allow-insecure-http", false, "allow plain http:// to a host that is not loopback (test networks only)")
+
+	section("Observability")
 	str(&c.metricsAddr, "METRICS_ADDR", "metrics-addr", ":9090", "listen address for /metrics, /healthz and /readyz")
-	settingNum(&c.worker.Concurrency, "Concurrency", "WORKER_CONCURRENCY", "concurrency", "Apinizer calls in flight at once")
-	settingNum(&c.worker.MaxJobs, "MaxJobs", "WORKER_MAX_JOBS", "max-jobs", "jobs held at once, at least the concurrency (0: twice the concurrency)")
-	settingDur(&c.topo.AckWait, "AckWait", "WORKER_ACK_WAIT", "ack-wait", "consumer ack wait")
-	settingNum(&c.topo.MaxDeliver, "MaxDeliver", "WORKER_MAX_DELIVER", "max-deliver", "deliveries of one job before it fails")
-	dur(&c.retryBudget, "WORKER_RETRY_BUDGET", "retry-budget", time.Minute, "in-process retry time per delivery")
-	dur(&c.attemptTimeout, "WORKER_ATTEMPT_TIMEOUT", "attempt-timeout", 30*time.Second, "timeout of one Apinizer HTTP attempt")
-	settingDur(&c.worker.JobTimeout, "JobTimeout", "WORKER_JOB_TIMEOUT", "job-timeout", "deadline of one delivery of a job")
-	settingDur(&c.worker.ShutdownGrace, "ShutdownGrace", "WORKER_SHUTDOWN_GRACE", "shutdown-grace", "time in-flight jobs get to finish on shutdown")
-	settingDur(&c.topo.DuplicateWindow, "DuplicateWindow", "WORKER_DUPLICATE_WINDOW", "duplicate-window", "jobs stream duplicate window")
-	settingNum(&c.topo.Replicas, "Replicas", "WORKER_STREAM_REPLICAS", "replicas", "replicas of the streams, consumer and bucket")
-	dur(&c.lease, "WORKER_LEASE", "lease", time.Minute, "ledger lease of a claimed job")
 	str(&c.logLevel, "LOG_LEVEL", "log-level", "info", "debug, info, warn or error")
 	str(&c.logFormat, "LOG_FORMAT", "log-format", "", "json or text (default json; text with --dev)")
 	boolean(&c.pprof, "WORKER_PPROF", "pprof", false, "serve Go's profiles under /debug/pprof/ on --pprof-addr")
 	str(&c.pprofAddr, "WORKER_PPROF_ADDR", "pprof-addr", "127.0.0.1:6060", "address of the profiles with --pprof: its own, never the metrics address, loopback unless you mean otherwise (profiles include the command line)")
+
+	section("Development (make run)")
 	boolean(&c.dev, "WORKER_DEV", "dev", false, "development setup: embedded NATS and the Apinizer simulator")
 	str(&c.devDataDir, "WORKER_DEV_DATA_DIR", "dev-data-dir", "", "with --dev, where the embedded NATS keeps its data (default a temporary directory)")
 	boolean(&c.samples, "WORKER_DEV_SAMPLES", "samples", false, "with --dev, publish one sample job of each kind and print the results")
-	noProvision := false
-	boolean(&noProvision, "WORKER_NO_PROVISION", "no-provision", false, "do not create streams, consumer and bucket; verify they exist")
+	version := false
+	fs.BoolVar(&version, "version", false, "print the version and exit")
 
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(out, fs)
+			return config{}, err
+		}
+		return config{}, fmt.Errorf("%w (worker -h lists the flags)", err)
+	}
+	if version {
+		fmt.Fprintln(out, "worker", buildVersion())
+		return config{}, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return config{}, fmt.Errorf("unexpected argument %q (worker takes flags only; worker -h lists them)", fs.Arg(0))
 	}
 	c.provision = !noProvision
 	for p := range strings.SplitSeq(c.inventoryProjects, ",") {
@@ -208,86 +246,4 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, err
 	}
 	return c, c.validate()
-}
-
-func (c config) validate() error {
-	var errs []error
-	bad := func(env, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
-	}
-	if !c.dev {
-		if c.apinizerURL == "" {
-			bad("APINIZER_URL", "required (or run with --dev for the simulator)")
-		} else if err := executor.CheckBaseURL(c.apinizerURL, c.allowInsecureHTTP); err != nil {
-			bad("APINIZER_URL", "%v (APINIZER_ALLOW_INSECURE_HTTP=true allows plain http on an isolated test network)", err)
-		}
-		errs = append(errs, c.validateApinizerAuth()...)
-		if c.samples {
-			bad("WORKER_DEV_SAMPLES", "only with --dev")
-		}
-	}
-	if err := natsconn.Rename(c.nats.Validate(), natsVars); err != nil {
-		errs = append(errs, err)
-	}
-	if (c.apinizerClientCert == "") != (c.apinizerClientKey == "") {
-		bad("APINIZER_CLIENT_CERT", "APINIZER_CLIENT_CERT and APINIZER_CLIENT_KEY go together")
-	}
-	if c.strandedInterval != 0 {
-		if err := (stranded.Config{Interval: c.strandedInterval}).WithDefaults().Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("WORKER_STRANDED_CHECK_INTERVAL (--stranded-check-interval): %w", err))
-		}
-	}
-	if len(c.inventory.Projects) > 0 {
-		if err := c.inventory.WithDefaults().Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("APINIZER_INVENTORY_* (--inventory-*), APINIZER_EXPIRY_WARNING: %w", err))
-		}
-	}
-	for _, err := range []error{c.worker.Validate(), c.topo.Validate()} {
-		setting.Each(err, func(err error) {
-			var se *setting.Error
-			if errors.As(err, &se) && c.settingVars[se.Field] != "" {
-				err = fmt.Errorf("%s: must be %s, not %v", c.settingVars[se.Field], se.Want, se.Value)
-			}
-			errs = append(errs, err)
-		})
-	}
-	if c.retryBudget <= 0 {
-		bad("WORKER_RETRY_BUDGET", "%s: want a positive duration", c.retryBudget)
-	}
-	if c.attemptTimeout <= 0 {
-		bad("WORKER_ATTEMPT_TIMEOUT", "%s: want a positive duration", c.attemptTimeout)
-	}
-	// Rules across components stay here.
-	if c.worker.JobTimeout > 0 && c.worker.JobTimeout < c.attemptTimeout {
-		bad("WORKER_JOB_TIMEOUT", "%s: want at least the attempt timeout %s", c.worker.JobTimeout, c.attemptTimeout)
-	}
-	if c.lease < c.topo.AckWait {
-		bad("WORKER_LEASE", "%s: want at least the ack wait %s", c.lease, c.topo.AckWait)
-	}
-	if _, err := parseLevel(c.logLevel); err != nil {
-		bad("LOG_LEVEL", "%v", err)
-	}
-	if c.logFormat != "json" && c.logFormat != "text" {
-		bad("LOG_FORMAT", "%q: want json or text", c.logFormat)
-	}
-	return errors.Join(errs...)
-}
-
-// natsVars names the variable of each NATS setting in errors.
-var natsVars = map[natsconn.Setting]string{
-	natsconn.SettingURL:          "NATS_URL",
-	natsconn.SettingCredsFile:    "NATS_CREDS",
-	natsconn.SettingNKeySeedFile: "NATS_NKEY",
-	natsconn.SettingUser:         "NATS_USER",
-	natsconn.SettingToken:        "NATS_TOKEN",
-	natsconn.SettingInboxPrefix:  "NATS_INBOX_PREFIX",
-	natsconn.SettingStartupRetry: "NATS_STARTUP_RETRY",
-	natsconn.SettingTLSCAFile:    "NATS_TLS_CA",
-	natsconn.SettingTLSCertFile:  "NATS_TLS_CERT",
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(strings.ToUpper(s)))
-	return l, err
 }

@@ -115,6 +115,9 @@ func TestConfigReportsEveryBadVariableAtOnce(t *testing.T) {
 
 func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 	t.Parallel()
+	// Secret files are read at start-up: these exist.
+	tokenFile := writeTestFile(t, "apinizer-token", []byte("config-test-token\n"))
+	secretFile := writeTestFile(t, "client-secret", []byte("config-test-secret\n"))
 	tests := []struct {
 		name  string
 		env   map[string]string
@@ -190,7 +193,7 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 		},
 		{
 			name: "a token file instead of a token",
-			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_TOKEN_FILE": "/run/secrets/apinizer-token"}),
+			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_TOKEN_FILE": tokenFile}),
 		},
 		{
 			name: "client credentials with an inline secret",
@@ -198,7 +201,7 @@ func TestConfigAcceptsGoodConfigurations(t *testing.T) {
 		},
 		{
 			name: "client credentials with a secret file",
-			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_ID": "ci", "APINIZER_CLIENT_SECRET_FILE": "/run/secrets/s"}),
+			env:  merge(validEnv(), map[string]string{"APINIZER_TOKEN": "", "APINIZER_CLIENT_ID": "ci", "APINIZER_CLIENT_SECRET_FILE": secretFile}),
 		},
 		{
 			name: "both halves of each client certificate",

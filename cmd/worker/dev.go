@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -33,6 +37,9 @@ type devEnv struct {
 	// pem is the certificate the simulator is seeded with and the sample
 	// jobs upload.
 	pem string
+	// natsMoved is set when NATS_URL's port was taken and the embedded
+	// server listens elsewhere: enqueue needs NATS_URL then.
+	natsMoved bool
 }
 
 func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
@@ -46,25 +53,20 @@ func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
 		}
 		env.tempDir = dir
 	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "apiops-dev",
-		Host:       "127.0.0.1",
-		Port:       -1,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoSigs:     true,
-		NoLog:      true,
-	})
+	// The port enqueue and the nats CLI try by default (NATS_URL's), so
+	// that the README's commands work as written; another if it is taken.
+	port, free := devNATSPort(cfg.nats.URL)
+	ns, err := startDevNATS(dir, port)
+	if err != nil && port != -1 {
+		// Taken between the check and the server's bind.
+		free = false
+		ns, err = startDevNATS(dir, -1)
+	}
 	if err != nil {
 		env.close()
-		return nil, fmt.Errorf("dev: nats server: %w", err)
+		return nil, err
 	}
-	ns.Start()
-	env.nats = ns
-	if !ns.ReadyForConnections(10 * time.Second) {
-		env.close()
-		return nil, fmt.Errorf("dev: nats server not ready within 10s")
-	}
+	env.nats, env.natsMoved = ns, !free
 
 	pem, err := selfsigned.PEM("apiops sample")
 	if err != nil {
@@ -92,6 +94,64 @@ func startDev(cfg config, log *slog.Logger) (*devEnv, error) {
 	return env, nil
 }
 
+// devNATSPort is the port of the first URL in natsURL when it is a
+// loopback port that is free now, else -1 (any free port).
+func devNATSPort(natsURL string) (port int, free bool) {
+	first, _, _ := strings.Cut(natsURL, ",")
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil || u.Port() == "" {
+		return -1, false
+	}
+	if port, err = strconv.Atoi(u.Port()); err != nil || port <= 0 {
+		return -1, false
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", u.Port()))
+	if err != nil {
+		return -1, false
+	}
+	ln.Close()
+	return port, true
+}
+
+// startDevNATS starts the embedded JetStream server on loopback.
+func startDevNATS(dir string, port int) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "apiops-dev",
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dev: nats server: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("dev: nats server not ready within 10s on port %d", port)
+	}
+	return ns, nil
+}
+
+// banner tells, on stdout, where everything is: NATS (and the NATS_URL to
+// export when it is not the default), the metrics, readiness, and how to
+// see the dashboard.
+func (e *devEnv) banner(stdout io.Writer, httpAddr string) {
+	fmt.Fprintf(stdout, "DEVELOPMENT SETUP: embedded NATS, Apinizer simulator (token %q)\n", devToken)
+	fmt.Fprintf(stdout, "nats: %s\n", e.cfg.nats.URL)
+	if e.natsMoved {
+		fmt.Fprintf(stdout, "  its usual port was taken; before running enqueue or nats:\n")
+		fmt.Fprintf(stdout, "  export NATS_URL=%s\n", e.cfg.nats.URL)
+	}
+	fmt.Fprintf(stdout, "apinizer simulator: %s\n", e.sim.URL)
+	fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", httpAddr)
+	fmt.Fprintf(stdout, "readyz: http://%s/readyz (why the worker is not ready, if it is not)\n", httpAddr)
+	fmt.Fprintf(stdout, "dashboard: import deploy/grafana/apiops-worker.json into a Grafana whose Prometheus scrapes the metrics above (docs/metrics.md#dashboard)\n")
+}
+
 func (e *devEnv) close() {
 	if e.sim != nil {
 		e.sim.Close()
@@ -110,13 +170,21 @@ const (
 	sampleProject = "MyProject"
 )
 
+// seedSimulator seeds what the sample jobs change (sample-*), and apart from
+// them what the README's and docs/jobs.md's examples act on: my-certificate
+// (update, apply), my-key (key delete), api-user with a public key
+// (credential delete, public key delete). The samples leave those alone,
+// so that each example works after make run.
 func seedSimulator(sim *apinizertest.Server, pem string) {
 	sim.AddProject(sampleProject, "production", "staging")
-	sim.AddCertificate(sampleProject, "my-certificate", pem)
-	sim.AddCertificate(sampleProject, "old-certificate", pem)
+	for _, name := range []string{"sample-certificate", "sample-old-certificate", "my-certificate"} {
+		sim.AddCertificate(sampleProject, name, pem)
+	}
+	sim.AddKey(sampleProject, "sample-key")
 	sim.AddKey(sampleProject, "my-key")
-	sim.AddCredential(sampleProject, "api-user", true)
-	sim.AddCredential(sampleProject, "old-user", true)
+	for _, name := range []string{"sample-user", "sample-old-user", "api-user"} {
+		sim.AddCredential(sampleProject, name, true)
+	}
 }
 
 // seedExpiring deploys two certificates close to expiry, one within the
@@ -149,17 +217,25 @@ func sampleJobs(runID, pem string) []jobs.Job {
 	}
 	id := func(kind string) string { return "sample-" + runID + "-" + kind }
 	return []jobs.Job{
-		&jobs.CertificateUpdate{JobID: id("certificate-update"), ProjectName: sampleProject, CertificateName: "my-certificate", CertificateFields: cert, JWKUpdateAction: jobs.JWKUpdateUpdate, UpdateScope: jobs.UpdateScopeSameProject},
-		&jobs.CertificateCreate{JobID: id("certificate-create"), ProjectName: sampleProject, CertificateName: "new-certificate", CertificateFields: cert},
-		&jobs.CertificateDelete{JobID: id("certificate-delete"), ProjectName: sampleProject, CertificateName: "old-certificate", JWKDeleteAction: jobs.JWKDeleteNullify},
-		&jobs.KeyDelete{JobID: id("key-delete"), ProjectName: sampleProject, KeyName: "my-key"},
-		&jobs.CredentialDelete{JobID: id("credential-delete"), ProjectName: sampleProject, Username: "old-user"},
-		&jobs.CredentialPublicKeyDelete{JobID: id("credential-publickey-delete"), ProjectName: sampleProject, Username: "api-user"},
+		&jobs.CertificateUpdate{JobID: id("certificate-update"), ProjectName: sampleProject, CertificateName: "sample-certificate", CertificateFields: cert, JWKUpdateAction: jobs.JWKUpdateUpdate, UpdateScope: jobs.UpdateScopeSameProject},
+		&jobs.CertificateCreate{JobID: id("certificate-create"), ProjectName: sampleProject, CertificateName: "sample-new-certificate", CertificateFields: cert},
+		&jobs.CertificateDelete{JobID: id("certificate-delete"), ProjectName: sampleProject, CertificateName: "sample-old-certificate", JWKDeleteAction: jobs.JWKDeleteNullify},
+		&jobs.KeyDelete{JobID: id("key-delete"), ProjectName: sampleProject, KeyName: "sample-key"},
+		&jobs.CredentialDelete{JobID: id("credential-delete"), ProjectName: sampleProject, Username: "sample-old-user"},
+		&jobs.CredentialPublicKeyDelete{JobID: id("credential-publickey-delete"), ProjectName: sampleProject, Username: "sample-user"},
 	}
 }
 
+// readmeJob is the job whose result the README's `enqueue result` example
+// reads: a rotation of my-certificate, which stays served.
+func readmeJob(pem string) jobs.Job {
+	return &jobs.CertificateUpdate{JobID: "rotate-2026-11-23-my-certificate", ProjectName: sampleProject, CertificateName: "my-certificate",
+		CertificateFields: jobs.CertificateFields{Alias: "my-alias", CertificateDescription: "Rotated", EnvironmentList: []string{"production", "staging"}, PEMEncodedFile: pem}}
+}
+
 // publishSamples publishes one job of each kind and prints each result as it
-// arrives.
+// arrives, one line each: its subject and the result as compact JSON (the
+// logs go to stderr).
 func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, stdout io.Writer, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -171,6 +247,12 @@ func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, std
 	}
 	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"), e.pem)
 	want := make(map[string]bool, len(samples))
+	// The past job the README's `enqueue result` example asks for; not a
+	// sample, so not printed.
+	if _, err := jobs.Publish(ctx, js, readmeJob(e.pem)); err != nil {
+		log.Error("samples: publish", "job_id", readmeJob(e.pem).ID(), "err", err)
+		return
+	}
 	for _, job := range samples {
 		if _, err := jobs.Publish(ctx, js, job); err != nil {
 			log.Error("samples: publish", "job_id", job.ID(), "err", err)
@@ -190,8 +272,7 @@ func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, std
 			continue
 		}
 		delete(want, r.JobID)
-		out, _ := json.MarshalIndent(r, "", "  ")
-		fmt.Fprintf(stdout, "%s\n%s\n", msg.Subject(), out)
+		fmt.Fprintf(stdout, "%s %s\n", msg.Subject(), msg.Data())
 	}
 	fmt.Fprintln(stdout, "all sample jobs finished; the worker keeps serving until Ctrl-C")
 }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -27,7 +26,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/apiops-worker/apiops-worker/executor"
 	"github.com/apiops-worker/apiops-worker/inventory"
@@ -43,15 +41,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "worker:", err)
-		}
+		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(2)
 	}
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h or --version, written to stdout
+	}
 	if err != nil {
 		return err
 	}
@@ -168,7 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	ln, err := net.Listen("tcp", cfg.metricsAddr)
 	if err != nil {
-		return fmt.Errorf("METRICS_ADDR: %w", err)
+		return fmt.Errorf("%s: %w", cfg.named("METRICS_ADDR"), err)
 	}
 	srv := &http.Server{
 		// A half-open connection still says connected: readiness asks the
@@ -195,7 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.pprof {
 		pln, err := net.Listen("tcp", cfg.pprofAddr)
 		if err != nil {
-			return fmt.Errorf("WORKER_PPROF_ADDR (--pprof-addr): %w", err)
+			return fmt.Errorf("%s: %w", cfg.named("WORKER_PPROF_ADDR"), err)
 		}
 		psrv := &http.Server{Handler: profiles(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
@@ -210,8 +209,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("worker started", "owner", owner, "metrics", metricsURL, "readyz", "http://"+ln.Addr().String()+"/readyz", "concurrency", cfg.worker.Concurrency, "apinizer", cfg.apinizerURL)
 
 	var samples sync.WaitGroup
+	if dev != nil {
+		dev.banner(stdout, ln.Addr().String())
+	}
 	if dev != nil && cfg.samples {
-		fmt.Fprintf(stdout, "metrics: %s\n", metricsURL)
 		samples.Go(func() { dev.publishSamples(ctx, js, stdout, log) })
 	}
 
@@ -242,20 +243,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runErr
 }
 
-// profiles serves Go's profiles. They include the process's command line
-// and let anyone who reaches them slow the worker down, so they have an
-// address of their own (loopback by default), never the metrics address,
-// which Prometheus and the NetworkPolicy's scrapers reach.
-func profiles() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return mux
-}
-
 // startInventory builds the certificate inventory when projects are named
 // (provisioning its stream and bucket when provisioning is on); nil when
 // the inventory is off.
@@ -272,36 +259,16 @@ func startInventory(ctx context.Context, cfg config, exec *executor.Client, js j
 	}
 	inv, err := inventory.New(cfg.inventory, exec, js, reg, log.With("component", "inventory"))
 	if err != nil {
-		return nil, fmt.Errorf("APINIZER_INVENTORY_*: %w", err)
+		return nil, fmt.Errorf("APINIZER_INVENTORY_* (--inventory-*): %w", err)
 	}
 	return inv, nil
-}
-
-// routes serves the metrics of reg and the health endpoints: /healthz says
-// the process is alive, /readyz that it is connected and consuming (or, with
-// a 503, why not); with
-// withPprof also Go's profiles.
-func routes(reg *prometheus.Registry, ready func() error) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
-	return mux
 }
 
 // connectNATS connects as cfg says, naming the variable at fault in an
 // error.
 func connectNATS(ctx context.Context, cfg config, log *slog.Logger) (*nats.Conn, error) {
 	nc, err := natsconn.Connect(ctx, cfg.nats, log)
-	return nc, natsconn.Rename(err, natsVars)
+	return nc, natsconn.Rename(err, cfg.natsNames())
 }
 
 // drain closes the connection after flushing what is in flight (acks, naks,

@@ -38,11 +38,13 @@ func TestDevRunPrintsSixSampleResultsAndStopsCleanly(t *testing.T) {
 		}
 	}
 	out := stdout.String()
-	if n := strings.Count(out, `"status": "succeeded"`); n != 6 {
+	// Results are one compact JSON line each (issue 21), no longer
+	// indented over 27 lines: the spaces after the colons went.
+	if n := strings.Count(out, `"status":"succeeded"`); n != 6 {
 		t.Errorf("%d succeeded results, want 6:\n%s", n, out)
 	}
 	for _, s := range []string{"certificate.update", "certificate.create", "certificate.delete", "key.delete", "credential.delete", "credential.publickey.delete"} {
-		if !strings.Contains(out, "apiops.results."+s+"\n") {
+		if !strings.Contains(out, "apiops.results."+s+" {") {
 			t.Errorf("no result on apiops.results.%s", s)
 		}
 	}

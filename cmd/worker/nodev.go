@@ -22,3 +22,5 @@ func startDev(config, *slog.Logger) (*devEnv, error) { return nil, errNoDev }
 func (*devEnv) close() {}
 
 func (*devEnv) publishSamples(context.Context, jetstream.JetStream, io.Writer, *slog.Logger) {}
+
+func (*devEnv) banner(io.Writer, string) {}
