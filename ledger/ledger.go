@@ -10,7 +10,10 @@
 //
 // A resource record is a lock with a lease (one job per resource at a time)
 // and remembers the stream sequence of the last job applied to the resource,
-// so an older job delivered late is recognised as superseded.
+// so an older job delivered late is recognised as superseded. The write
+// that makes a job final frees its lock too (FinishReleasing): the next job
+// to lock the resource reads the holder's final record. docs/ledger.md has
+// the protocol write by write.
 package ledger
 
 import (
