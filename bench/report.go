@@ -107,6 +107,9 @@ func printTable(w io.Writer, r *report) {
 	if r.Ceiling.Jobs > 0 {
 		vs += fmt.Sprintf(", %.0f%% of ceiling", 100*r.ZeroLatencyRatioToCeiling)
 	}
+	if w := r.ZeroLatency.LedgerWritesPerJob; w > 0 {
+		vs += fmt.Sprintf(", %.2f ledger writes/job", w)
+	}
 	row("2 worker, 0 ms", r.ZeroLatency, vs)
 	if p := r.Paced; p.Jobs > 0 {
 		fmt.Fprintf(tw, "2 worker, 0 ms, paced %.0f/s\t%d\t%d\t%.0f offered\t-\t%.1f\t%.1f\t%.3f\t-\t-\t%d\n",

@@ -41,6 +41,9 @@ type burn struct {
 	// CallsPerJob is the worker's Apinizer calls (every attempt, from its
 	// request histogram) per job.
 	CallsPerJob float64 `json:"apinizerCallsPerJob,omitempty"`
+	// LedgerWritesPerJob is the writes the ledger bucket stored during the
+	// run (its stream's last sequence grows by one a write) per job.
+	LedgerWritesPerJob float64 `json:"ledgerWritesPerJob,omitempty"`
 	// ConcurrencyUse is the share of concurrency × time spent in calls:
 	// jobs/s × calls per job × latency ÷ concurrency, for latency-bound runs.
 	ConcurrencyUse float64 `json:"concurrencyUse,omitempty"`
@@ -163,6 +166,10 @@ func (b *bench) burnDownOn(ctx context.Context, s *stack, kind string, n, concur
 		return out, err
 	}
 	defer w.stop()
+	ledgerSeq0, err := s.ledgerLastSeq(ctx)
+	if err != nil {
+		return out, err
+	}
 	selfCPU0, _ := cpuSeconds(os.Getpid())
 	// The first worker burn-down that runs is profiled.
 	profile := kind == "worker" && b.workerProfile != "" && !b.profiled
@@ -198,6 +205,11 @@ func (b *bench) burnDownOn(ctx context.Context, s *stack, kind string, n, concur
 			return out, err
 		}
 		out.CallsPerJob = calls / float64(n)
+		ledgerSeq1, err := s.ledgerLastSeq(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.LedgerWritesPerJob = float64(ledgerSeq1-ledgerSeq0) / float64(n)
 	}
 	w.mu.Lock()
 	last, notOK := w.last, w.failed

@@ -319,3 +319,16 @@ func ndjson(dir, prefix string, n int) (string, error) {
 	path := filepath.Join(dir, prefix+".ndjson")
 	return path, os.WriteFile(path, b.Bytes(), 0o644)
 }
+
+// ledgerLastSeq reads the last sequence of the ledger bucket's stream.
+func (s *stack) ledgerLastSeq(ctx context.Context) (uint64, error) {
+	str, err := s.js.Stream(ctx, "KV_"+streams.LedgerBucket)
+	if err != nil {
+		return 0, fmt.Errorf("ledger bucket: %w", err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ledger bucket: %w", err)
+	}
+	return info.State.LastSeq, nil
+}

@@ -10,7 +10,10 @@
 //
 // A resource record is a lock with a lease (one job per resource at a time)
 // and remembers the stream sequence of the last job applied to the resource,
-// so an older job delivered late is recognised as superseded.
+// so an older job delivered late is recognised as superseded. The write
+// that makes a job final frees its lock too (FinishReleasing): the next job
+// to lock the resource reads the holder's final record. docs/ledger.md has
+// the protocol write by write.
 package ledger
 
 import (
@@ -81,6 +84,20 @@ type JobRecord struct {
 	Deliveries uint64       `json:"deliveries,omitempty"`
 	StartedAt  time.Time    `json:"startedAt"`
 	Result     *jobs.Result `json:"result,omitempty"`
+	// Released, on a final record, says that the write that made the job
+	// final also freed its resource lock (FinishReleasing).
+	Released *LockRelease `json:"released,omitempty"`
+}
+
+// LockRelease is a resource lock freed by the write that made its job final:
+// one write instead of two. The resource record still names the job as its
+// holder; the next job to lock the resource reads this and folds it in.
+type LockRelease struct {
+	// Token is the lock's token: only the lock it names is freed.
+	Token string `json:"token"`
+	// AppliedSeq, if not 0, is the job's stream sequence, recorded as the
+	// last job applied to the resource.
+	AppliedSeq uint64 `json:"appliedSeq,omitempty"`
 }
 
 // ResourceRecord is the stored state of one Apinizer resource.
@@ -246,6 +263,17 @@ func (l *Ledger) Finish(ctx context.Context, c *JobClaim, r jobs.Result) error {
 	return l.write(ctx, c)
 }
 
+// FinishReleasing stores the job's final result and, in the same write,
+// frees the resource lock lk (if not nil), recording appliedSeq (if not 0)
+// as the last job applied to the resource. A crash can thus never leave the
+// resource freed and the job not final, or the reverse.
+func (l *Ledger) FinishReleasing(ctx context.Context, c *JobClaim, lk *ResourceLock, appliedSeq uint64, r jobs.Result) error {
+	if lk != nil {
+		c.Record.Released = &LockRelease{Token: lk.Record.Token, AppliedSeq: appliedSeq}
+	}
+	return l.Finish(ctx, c, r)
+}
+
 func (l *Ledger) updateJob(ctx context.Context, c *JobClaim) error {
 	// The lease counts as renewed only once the write is acknowledged.
 	prev := c.Record.LeaseUntil
@@ -345,97 +373,6 @@ func ReadJob(ctx context.Context, kv jetstream.KeyValue, jobID string) (JobRecor
 		return JobRecord{}, fmt.Errorf("ledger: decode job record: %w", err)
 	}
 	return rec, nil
-}
-
-// ResourceLock is a resource record locked by one job of this worker.
-type ResourceLock struct {
-	Record ResourceRecord
-	key    string
-	rev    uint64
-}
-
-// LockResource locks the resource for jobID. The returned record tells which
-// job was last applied to the resource. When another job holds a live lock
-// the error is a *BusyError.
-func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID string) (*ResourceLock, error) {
-	key := resourceKey(res)
-	now := l.now()
-	rec := ResourceRecord{Holder: jobID, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease)}
-	rev, err := l.kv.Create(ctx, key, mustJSON(rec))
-	if err == nil {
-		return &ResourceLock{Record: rec, key: key, rev: rev}, nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, fmt.Errorf("ledger: create resource record: %w", err)
-	}
-	entry, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, &BusyError{Until: now}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ledger: get resource record: %w", err)
-	}
-	var old ResourceRecord
-	if err := json.Unmarshal(entry.Value(), &old); err != nil {
-		return nil, fmt.Errorf("ledger: decode resource record: %w", err)
-	}
-	// The same job may retake its own lock at once (a redelivery after its
-	// worker died); another job waits for the lease.
-	if old.Holder != "" && old.Holder != jobID && now.Before(old.LeaseUntil) {
-		return nil, &BusyError{Holder: old.Holder, Until: old.LeaseUntil}
-	}
-	old.Holder, old.Owner, old.Token, old.LeaseUntil = jobID, l.owner, newToken(), now.Add(l.lease)
-	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
-	if err != nil {
-		if isConflict(err) {
-			return nil, &BusyError{Until: now}
-		}
-		return nil, fmt.Errorf("ledger: lock resource record: %w", err)
-	}
-	return &ResourceLock{Record: old, key: key, rev: rev}, nil
-}
-
-// RenewResource extends the lock's lease.
-func (l *Ledger) RenewResource(ctx context.Context, lk *ResourceLock) error {
-	prev := lk.Record.LeaseUntil
-	lk.Record.LeaseUntil = l.now().Add(l.lease)
-	if err := l.writeResource(ctx, lk); err != nil {
-		lk.Record.LeaseUntil = prev
-		return err
-	}
-	return nil
-}
-
-// ConfirmResource makes sure the lock is still held before a side effect:
-// unless its lease is fresh, it renews it, failing with ErrLost if the lock
-// was taken over.
-func (l *Ledger) ConfirmResource(ctx context.Context, lk *ResourceLock) error {
-	if l.fresh(lk.Record.LeaseUntil) {
-		return nil
-	}
-	return l.RenewResource(ctx, lk)
-}
-
-// UnlockResource frees the lock. A non-zero appliedSeq records, in the same
-// write, that the holding job with that stream sequence was applied: from
-// then on an older job is superseded.
-func (l *Ledger) UnlockResource(ctx context.Context, lk *ResourceLock, appliedSeq uint64) error {
-	token := lk.Record.Token
-	if appliedSeq > lk.Record.LastSeq {
-		lk.Record.LastSeq, lk.Record.LastJobID = appliedSeq, lk.Record.Holder
-	}
-	lk.Record.Holder, lk.Record.Owner, lk.Record.Token, lk.Record.LeaseUntil = "", "", "", time.Time{}
-	if err := l.casWrite(ctx, lk.key, &lk.rev, mustJSON(lk.Record), token); err != nil {
-		return fmt.Errorf("resource lock: %w", err)
-	}
-	return nil
-}
-
-func (l *Ledger) writeResource(ctx context.Context, lk *ResourceLock) error {
-	if err := l.casWrite(ctx, lk.key, &lk.rev, mustJSON(lk.Record), lk.Record.Token); err != nil {
-		return fmt.Errorf("resource lock: %w", err)
-	}
-	return nil
 }
 
 // boundedKV gives every call of the bucket its own deadline.

@@ -240,3 +240,53 @@ func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
 		t.Errorf("an unknown job: %v, want ErrNotFound", err)
 	}
 }
+
+func TestAJobMadeFinalFreesItsResourceInTheSameWrite(t *testing.T) {
+	t.Parallel()
+	a, b, _ := setup(t)
+	ctx := context.Background()
+	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindCertificate, Name: "released"}
+	finish := func(id string, applied uint64) {
+		t.Helper()
+		c, err := a.ClaimJob(ctx, id, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lk, err := a.LockResource(ctx, res, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.FinishReleasing(ctx, c, lk, applied, jobs.Result{JobID: id, Status: jobs.StatusSucceeded}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	finish("applied", 7)
+	lk, err := b.LockResource(ctx, res, "next")
+	if err != nil {
+		t.Fatalf("locking after the holder was made final: %v, want the lock at once", err)
+	}
+	if lk.Record.LastSeq != 7 || lk.Record.LastJobID != "applied" {
+		t.Errorf("after the applied job: last %d by %q, want 7 by \"applied\"", lk.Record.LastSeq, lk.Record.LastJobID)
+	}
+	if err := b.UnlockResource(ctx, lk, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// A job made final without being applied (superseded, failed) frees the
+	// resource and leaves its history alone.
+	finish("not-applied", 0)
+	lk, err = b.LockResource(ctx, res, "after")
+	if err != nil || lk.Record.LastSeq != 7 || lk.Record.LastJobID != "applied" {
+		t.Fatalf("after a job not applied: %+v, %v; want the lock with last 7 by \"applied\"", lk, err)
+	}
+
+	// A job settled by someone else (its worker may still be calling) keeps
+	// its lock until the lease lapses.
+	if _, err := a.Settle(ctx, "after", jobs.Result{JobID: "after", Status: jobs.StatusFailed}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LockResource(ctx, res, "other"); !errors.Is(err, ledger.ErrBusy) {
+		t.Errorf("locking a resource whose holder was settled by another: %v, want busy", err)
+	}
+}

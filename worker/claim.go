@@ -173,19 +173,22 @@ func (h *hold) giveBack(ctx context.Context, log *slog.Logger) {
 	if err := h.ledger.Release(ctx, h.claim); err != nil {
 		log.Warn("could not release job claim; its lease will expire", "err", err)
 	}
-	h.unlock(ctx, log, 0)
+	h.unlock(ctx, log)
 }
 
-// unlock frees the resource, recording appliedSeq (if not 0) as the last job
-// applied to it.
-func (h *hold) unlock(ctx context.Context, log *slog.Logger, appliedSeq uint64) error {
+// unlock frees the resource for a later delivery; an unlock that fails
+// lapses with its lease.
+func (h *hold) unlock(ctx context.Context, log *slog.Logger) {
 	if h.lock == nil {
-		return nil
+		return
 	}
-	err := h.ledger.UnlockResource(ctx, h.lock, appliedSeq)
-	if err != nil && appliedSeq == 0 {
+	if err := h.ledger.UnlockResource(ctx, h.lock, 0); err != nil {
 		log.Warn("could not unlock resource; its lease will expire", "err", err)
-		return nil
 	}
-	return err
+}
+
+// finish records the job's final result r and, in the same write, frees its
+// resource, recording appliedSeq (if not 0) as the last job applied to it.
+func (h *hold) finish(ctx context.Context, appliedSeq uint64, r jobs.Result) error {
+	return h.ledger.FinishReleasing(ctx, h.claim, h.lock, appliedSeq, r)
 }

@@ -101,10 +101,9 @@ func (w *Worker) logFinished(d *delivery, r jobs.Result) {
 }
 
 // record stores the delivery's end in the ledger: for a retry, the claim
-// and the resource lock are given back; for a final result, the resource
-// learns whether this job was applied (and is freed), then the result is
-// recorded. That order lets an older job coming later find itself
-// superseded even if this worker dies in between.
+// and the resource lock are given back; for a final result, one write
+// records it, frees the resource and tells it whether this job was applied,
+// so that an older job coming later finds itself superseded.
 func (w *Worker) record(stop context.Context, d *delivery, h *hold, f fate, result *jobs.Result) fate {
 	if h == nil || h.claim == nil {
 		return f // no ledger, or nothing claimed
@@ -119,10 +118,7 @@ func (w *Worker) record(stop context.Context, d *delivery, h *hold, f fate, resu
 	if f.outcome.applied() {
 		applied = d.seq
 	}
-	if err := storedErr(stop, w, objLedger, func(ctx context.Context) error { return h.unlock(ctx, d.logger(), applied) }); err != nil {
-		return w.recordFailed(d, err)
-	}
-	if err := storedErr(stop, w, objLedger, func(ctx context.Context) error { return h.ledger.Finish(ctx, h.claim, *result) }); err != nil {
+	if err := storedErr(stop, w, objLedger, func(ctx context.Context) error { return h.finish(ctx, applied, *result) }); err != nil {
 		return w.recordFailed(d, err)
 	}
 	return f
