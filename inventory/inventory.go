@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,61 +94,27 @@ func (inv *Inventory) Run(ctx context.Context) error {
 	}
 	l := lease.New(kv, leaseKey, inv.cfg.Holder, inv.cfg.Lease)
 	inv.lease.Store(l)
-	defer func() {
-		// ctx has ended: give the lease up on a context of its own, so
-		// that another replica takes over now rather than at expiry.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := l.Release(rctx); err != nil {
-			inv.logger.Warn("could not give the inventory lease up; another replica takes over when it expires", slog.Any("error", err))
-		}
-		inv.col.set(snapshot{})
-		inv.ctr.held.Set(0)
-	}()
-
-	acquired := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() { inv.keepLease(ctx, l, acquired) })
-	defer wg.Wait()
-
-	next := time.NewTimer(0)
-	next.Stop()
-	defer next.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-acquired:
-		case <-next.C:
-		}
-		held, term := l.Held()
-		if !held {
-			continue // the next acquisition starts a round
-		}
-		start := time.Now()
-		inv.round(ctx, l, term)
-		next.Reset(time.Until(start.Add(inv.cfg.Interval)))
-	}
-}
-
-// keepLease keeps the lease until ctx ends. It signals acquired when this
-// replica takes the lease, and drops the snapshot when it loses it.
-func (inv *Inventory) keepLease(ctx context.Context, l *lease.Lease, acquired chan<- struct{}) {
-	l.Keep(ctx, func(held bool) {
-		if !held {
-			inv.ctr.held.Set(0)
-			inv.col.set(snapshot{})
-			inv.logger.Warn("lost the inventory lease; exporting and publishing nothing", slog.String("holder", inv.cfg.Holder))
-			return
-		}
-		inv.ctr.held.Set(1)
-		inv.logger.Info("took the inventory lease", slog.String("holder", inv.cfg.Holder))
-		select {
-		case acquired <- struct{}{}:
-		default:
-		}
-	}, func(err error) {
+	err = l.Periodically(ctx, inv.cfg.Interval, lease.Hooks{Changed: inv.leaseChanged, Failed: func(err error) {
 		inv.ctr.errors.WithLabelValues(reasonLease).Inc()
 		inv.logger.Warn("inventory lease", slog.Any("error", err))
-	})
+	}}, func(ctx context.Context, term <-chan struct{}) { inv.round(ctx, l, term) })
+	if err != nil {
+		inv.logger.Warn("could not give the inventory lease up; another replica takes over when it expires", slog.Any("error", err))
+	}
+	inv.col.set(snapshot{})
+	inv.ctr.held.Set(0)
+	return nil
+}
+
+// leaseChanged exports while this replica holds the lease, and drops the
+// snapshot when it loses it.
+func (inv *Inventory) leaseChanged(held bool) {
+	if !held {
+		inv.ctr.held.Set(0)
+		inv.col.set(snapshot{})
+		inv.logger.Warn("lost the inventory lease; exporting and publishing nothing", slog.String("holder", inv.cfg.Holder))
+		return
+	}
+	inv.ctr.held.Set(1)
+	inv.logger.Info("took the inventory lease", slog.String("holder", inv.cfg.Holder))
 }

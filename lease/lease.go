@@ -189,3 +189,55 @@ func (l *Lease) Keep(ctx context.Context, changed func(held bool), failed func(e
 		}
 	}
 }
+
+// Hooks tell a holder what becomes of its lease.
+type Hooks struct {
+	// Changed hears each change of Held: true when this replica took the
+	// lease, false when it lost it.
+	Changed func(held bool)
+	// Failed hears each error reaching the bucket.
+	Failed func(error)
+}
+
+// Periodically keeps the lease and, while this replica holds it, calls do at
+// once on taking it and then every interval, with the channel closed when
+// the term ends. When ctx ends it gives the lease up, on a context of its
+// own so that another replica takes over at once rather than at expiry, and
+// returns Release's error.
+func (l *Lease) Periodically(ctx context.Context, interval time.Duration, h Hooks, do func(ctx context.Context, term <-chan struct{})) error {
+	acquired := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		l.Keep(ctx, func(held bool) {
+			h.Changed(held)
+			if held {
+				select {
+				case acquired <- struct{}{}:
+				default:
+				}
+			}
+		}, h.Failed)
+	})
+	next := time.NewTimer(0)
+	next.Stop()
+	defer next.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			continue
+		case <-acquired:
+		case <-next.C:
+		}
+		held, term := l.Held()
+		if !held {
+			continue // the next acquisition starts at once
+		}
+		start := time.Now()
+		do(ctx, term)
+		next.Reset(time.Until(start.Add(interval)))
+	}
+	wg.Wait()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return l.Release(rctx)
+}

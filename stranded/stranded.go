@@ -99,50 +99,17 @@ func NewWatch(cfg Config, js jetstream.JetStream, kv jetstream.KeyValue, gauge G
 // so that the replicas' maximum is the holder's count.
 func (w *Watch) Run(ctx context.Context) {
 	l := lease.New(w.kv, leaseKey, w.cfg.Holder, w.cfg.Lease)
-	acquired := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		l.Keep(ctx, func(held bool) {
+	err := l.Periodically(ctx, w.cfg.Interval, lease.Hooks{
+		Changed: func(held bool) {
 			if !held {
 				w.gauge.StrandedJobs(0)
-				return
 			}
-			select {
-			case acquired <- struct{}{}:
-			default:
-			}
-		}, func(err error) {
-			w.log.Warn("stranded-jobs check lease", slog.Any("error", err))
-		})
-	}()
-	defer func() {
-		<-done
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := l.Release(rctx); err != nil {
-			w.log.Warn("could not give the stranded-jobs check lease up", slog.Any("error", err))
-		}
-	}()
-
-	next := time.NewTimer(0)
-	next.Stop()
-	defer next.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-acquired:
-		case <-next.C:
-		}
-		if held, _ := l.Held(); !held {
-			continue // the next acquisition checks at once
-		}
+		},
+		Failed: func(err error) { w.log.Warn("stranded-jobs check lease", slog.Any("error", err)) },
+	}, func(ctx context.Context, _ <-chan struct{}) {
 		n, err := w.check(ctx)
-		if ctx.Err() != nil {
-			return
-		}
 		switch {
+		case ctx.Err() != nil:
 		case err != nil:
 			w.log.Warn("stranded-jobs check failed", slog.Any("error", err))
 		case n > 0:
@@ -151,7 +118,9 @@ func (w *Watch) Run(ctx context.Context) {
 		default:
 			w.gauge.StrandedJobs(0)
 		}
-		next.Reset(w.cfg.Interval)
+	})
+	if err != nil {
+		w.log.Warn("could not give the stranded-jobs check lease up", slog.Any("error", err))
 	}
 }
 
