@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -13,52 +12,64 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/apiops-worker/apiops-worker/inventory"
 )
 
-// runCertificates lists what the certificate inventory saw, from NATS alone
+// newCertificatesCmd lists what the certificate inventory saw, from NATS alone
 // (the snapshot its lease holder writes each round), so that no Apinizer
 // token is needed here:
 //
 //	enqueue certificates expiring [--within 30d]
-func runCertificates(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "expiring" {
-		return errors.New("certificates: want expiring [--within 30d]")
-	}
-	var c common
+func newCertificatesCmd(c *common, e env) *cobra.Command {
 	within := 30 * 24 * time.Hour
-	fs := flag.NewFlagSet("enqueue certificates expiring", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
-	fs.Func("within", "list certificates expiring within this period: days (30d, or just 30) or a duration (720h); default 30d", func(v string) error {
+	expiring := &cobra.Command{
+		Use:   "expiring [--within 30d]",
+		Short: "List the certificates expiring soon, from the inventory's latest round (no Apinizer token needed)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("certificates expiring: unexpected argument %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stdout, stderr := cmd.Context(), e.stdout, e.stderr
+			// One bound for connecting and reading: a listing has no reason to wait.
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			nc, js, err := c.connect(ctx, stderr)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			snap, err := inventory.ReadSnapshot(ctx, js)
+			if err != nil {
+				return fmt.Errorf("certificates expiring: %w", err)
+			}
+			now := time.Now()
+			printExpiring(stdout, snap, now, within)
+			notes(stderr, snap, now)
+			return nil
+		},
+	}
+	expiring.Flags().Func("within", "list certificates expiring within this period: days (30d, or just 30) or a duration (720h); default 30d", func(v string) error {
 		d, err := parseWithin(v)
 		if err == nil {
 			within = d
 		}
 		return err
 	})
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	certs := &cobra.Command{
+		Use:   "certificates",
+		Short: "What the certificate inventory saw",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unknown(cmd, args, e.stderr)
+		},
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("certificates expiring: unexpected argument %q", fs.Arg(0))
-	}
-	// One bound for connecting and reading: a listing has no reason to wait.
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	nc, js, err := c.connect(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	snap, err := inventory.ReadSnapshot(ctx, js)
-	if err != nil {
-		return fmt.Errorf("certificates expiring: %w", err)
-	}
-	now := time.Now()
-	printExpiring(stdout, snap, now, within)
-	notes(stderr, snap, now)
-	return nil
+	certs.AddCommand(expiring)
+	return certs
 }
 
 // parseWithin reads --within: "30d", "720h" (any Go duration) or "30"

@@ -2,24 +2,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
 
-	"github.com/apiops-worker/apiops-worker/jobs"
-	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/natsconn"
-	"github.com/apiops-worker/apiops-worker/streams"
 )
 
-// common holds the flags every command takes.
+// common holds the flags that more than one command takes: the NATS
+// connection's, on every command, and the publishing ones.
 type common struct {
 	nats    natsconn.Config
 	id      string
@@ -28,7 +26,11 @@ type common struct {
 	timeout time.Duration
 }
 
-func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
+// registerNATS adds the connection flags, named as the nats CLI names them
+// (-s/--server, --creds, --nkey, --tlscert, --tlskey, --tlsca); the names of
+// earlier versions (--nats-url, --tls-ca, --tls-cert, --tls-key) still work
+// through aliases.
+func (c *common) registerNATS(fs *pflag.FlagSet, getenv func(string) string) {
 	def := func(env, fallback string) string {
 		if v := getenv(env); v != "" {
 			return v
@@ -36,21 +38,44 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 		return fallback
 	}
 	c.nats.Name = "apiops-enqueue"
-	fs.StringVar(&c.nats.URL, "nats-url", def("NATS_URL", natsconn.DefaultURL), "NATS server URL(s) ($NATS_URL)")
+	fs.StringVarP(&c.nats.URL, "server", "s", def("NATS_URL", natsconn.DefaultURL), "NATS server URL(s) ($NATS_URL)")
 	fs.StringVar(&c.nats.CredsFile, "creds", getenv("NATS_CREDS"), "NATS .creds file ($NATS_CREDS)")
 	fs.StringVar(&c.nats.NKeySeedFile, "nkey", getenv("NATS_NKEY"), "NATS NKey seed file ($NATS_NKEY)")
-	fs.StringVar(&c.nats.User, "user", getenv("NATS_USER"), "NATS user ($NATS_USER)")
+	fs.StringVar(&c.nats.User, "user", getenv("NATS_USER"), "NATS user ($NATS_USER; the password only from $NATS_PASSWORD)")
 	// A password or token only from the environment: a flag's value shows
 	// in ps and in /proc/<pid>/cmdline to every user of the machine.
 	c.nats.Password = getenv("NATS_PASSWORD")
 	c.nats.Token = getenv("NATS_TOKEN")
 	fs.StringVar(&c.nats.InboxPrefix, "inbox-prefix", getenv("NATS_INBOX_PREFIX"), "prefix of this client's reply subjects, e.g. _INBOX_<user> ($NATS_INBOX_PREFIX)")
-	fs.StringVar(&c.nats.TLSCAFile, "tls-ca", getenv("NATS_TLS_CA"), "CA file to verify the NATS server ($NATS_TLS_CA)")
-	fs.StringVar(&c.nats.TLSCertFile, "tls-cert", getenv("NATS_TLS_CERT"), "client certificate file for NATS ($NATS_TLS_CERT)")
-	fs.StringVar(&c.nats.TLSKeyFile, "tls-key", getenv("NATS_TLS_KEY"), "client key file for NATS ($NATS_TLS_KEY)")
+	fs.StringVar(&c.nats.TLSCAFile, "tlsca", getenv("NATS_TLS_CA"), "CA file to verify the NATS server ($NATS_TLS_CA)")
+	fs.StringVar(&c.nats.TLSCertFile, "tlscert", getenv("NATS_TLS_CERT"), "client certificate file for NATS ($NATS_TLS_CERT)")
+	fs.StringVar(&c.nats.TLSKeyFile, "tlskey", getenv("NATS_TLS_KEY"), "client key file for NATS ($NATS_TLS_KEY)")
+}
+
+// registerPublish adds the flags of the commands that publish jobs.
+func (c *common) registerPublish(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.wait, "wait", false, "wait for each job's result, print it, and fail unless every job succeeded")
 	fs.BoolVar(&c.scoped, "scoped", false, "publish each job on its project's scoped subject, apiops.<resource>.<action>.<project>")
-	fs.DurationVar(&c.timeout, "timeout", time.Minute, "with --wait, how long to wait for the results")
+	c.timeout = time.Minute
+	fs.Var((*seconds)(&c.timeout), "timeout", "with --wait, how long to wait for the results: a duration (90s, 2m) or a number of seconds")
+}
+
+// seconds is a duration flag that also takes a plain number of seconds.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+func (s *seconds) Type() string   { return "duration" }
+func (s *seconds) Set(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
+		*s = seconds(n * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration with its unit (90s, 2m, 1h) or a number of seconds")
+	}
+	*s = seconds(d)
+	return nil
 }
 
 // connect opens the connection; a lost connection is reported on stderr
@@ -67,45 +92,4 @@ func (c *common) connect(ctx context.Context, stderr io.Writer) (*nats.Conn, jet
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
-}
-
-// runResult prints a past job's result from the ledger.
-func runResult(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c common
-	fs := flag.NewFlagSet("enqueue result", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("result: want exactly one job id")
-	}
-	jobID := fs.Arg(0)
-	nc, js, err := c.connect(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
-	if err != nil {
-		return fmt.Errorf("result: open ledger: %w", err)
-	}
-	rec, err := ledger.ReadJob(ctx, kv, jobID)
-	switch {
-	case errors.Is(err, ledger.ErrNotFound):
-		return fmt.Errorf("%w: no record of job %q (never applied, invalid, or expired from the ledger)", errNotSucceeded, jobID)
-	case err != nil:
-		return fmt.Errorf("result: %w", err)
-	case rec.State != ledger.StateFinal || rec.Result == nil:
-		return fmt.Errorf("%w: job %q is in progress (%d attempts so far)", errNotSucceeded, jobID, rec.Attempts)
-	}
-	line, _ := json.Marshal(rec.Result)
-	fmt.Fprintf(stdout, "%s\n", line)
-	if rec.Result.Status != jobs.StatusSucceeded {
-		return fmt.Errorf("%w: job %q ended %s", errNotSucceeded, jobID, rec.Result.Status)
-	}
-	return nil
 }

@@ -1,72 +1,50 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
 	"github.com/apiops-worker/apiops-worker/dlq"
+	"github.com/apiops-worker/apiops-worker/jobs"
+	"github.com/apiops-worker/apiops-worker/streams"
 )
 
-// runDLQ inspects and replays dead letters:
+// newDLQCmd inspects and replays dead letters:
 //
-//	enqueue dlq list [--subject S] [--limit N]
-//	enqueue dlq show ID
-//	enqueue dlq replay ID | --all [--subject S]
-//	enqueue dlq purge [--subject S]
+//	enqueue dlq list [--subject S] [--limit N] [--output table|json]
+//	enqueue dlq show ID [--output json|table]
+//	enqueue dlq replay ID | --all [--subject S] [--yes]
+//	enqueue dlq purge [--subject S] [--yes]
 //	enqueue dlq stranded [--redrive]
 //
 // ID is a record's sequence number (from list) or a job id.
-func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("dlq: want list, show, replay, purge or stranded")
+func newDLQCmd(c *common, e env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect, replay and purge dead letters; find stranded jobs",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unknown(cmd, args, e.stderr)
+		},
 	}
-	verb := args[0]
-	var (
-		c       common
-		subject string
-		limit   int
-		all     bool
-		redrive bool
-	)
-	fs := flag.NewFlagSet("enqueue dlq "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
-	switch verb {
-	case "list":
-		fs.StringVar(&subject, "subject", "", "only dead letters of this job subject, e.g. apiops.key.delete")
-		fs.IntVar(&limit, "limit", 100, "at most this many (0: all)")
-	case "replay":
-		fs.BoolVar(&all, "all", false, "replay every dead letter (of --subject)")
-		fs.StringVar(&subject, "subject", "", "with --all, only dead letters of this job subject")
-	case "purge":
-		fs.StringVar(&subject, "subject", "", "only dead letters of this job subject")
-	case "stranded":
-		fs.BoolVar(&redrive, "redrive", false, "republish each stranded job as a new delivery, keeping its job id")
-	case "show":
-	default:
-		return fmt.Errorf("dlq: unknown command %q: want list, show, replay, purge or stranded", verb)
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	needID := verb == "show" || (verb == "replay" && !all)
-	if needID != (fs.NArg() == 1) || fs.NArg() > 1 {
-		if needID {
-			return fmt.Errorf("dlq %s: want one record number or job id", verb)
-		}
-		return fmt.Errorf("dlq %s: unexpected argument %q", verb, fs.Arg(0))
-	}
-	filter := ""
-	if subject != "" {
-		filter = dlq.Subject(subject)
-	}
+	root.AddCommand(dlqList(c, e), dlqShow(c, e), dlqReplay(c, e), dlqPurge(c, e), dlqStranded(c, e))
+	return root
+}
+
+// dlqSession connects and bounds a DLQ command to a minute.
+func dlqSession(ctx context.Context, c *common, stderr io.Writer, do func(context.Context, jetstream.JetStream) error) error {
 	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
@@ -74,65 +52,317 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	return do(ctx, js)
+}
 
-	switch verb {
-	case "stranded":
-		return stranded(ctx, js, redrive, stdout, stderr)
-	case "list":
-		recs, err := dlq.List(ctx, js, filter, limit)
+// subjectFilter is the DLQ filter of --subject: empty for all. A subject
+// that is no job subject is refused, naming the valid ones, since it would
+// match nothing and look like an empty queue.
+func subjectFilter(subject string) (string, error) {
+	if subject == "" {
+		return "", nil
+	}
+	bare, _, ok := jobs.ParseSubject(subject)
+	if !ok || !slices.Contains(jobs.Subjects, bare) {
+		return "", fmt.Errorf("--subject %q: unknown subject; want one of %s (or apiops.<resource>.<action>.<project>)", subject, strings.Join(jobs.Subjects, ", "))
+	}
+	return dlq.Subject(subject), nil
+}
+
+// dlqCount is how many dead letters match filter, and the last sequence
+// number among them: what a purge up to it removes.
+func dlqCount(ctx context.Context, js jetstream.JetStream, filter string) (count int, lastSeq uint64, err error) {
+	s, err := js.Stream(ctx, streams.DeadLetters)
+	if err != nil {
+		return 0, 0, fmt.Errorf("dlq: %w", err)
+	}
+	if filter == "" {
+		info, err := s.Info(ctx)
 		if err != nil {
-			return err
+			return 0, 0, fmt.Errorf("dlq: %w", err)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tDEAD AT\tREASON\tSUBJECT\tJOB ID\tERROR")
-		for _, r := range recs {
-			code := ""
-			if r.Error != nil {
-				code = r.Error.Code
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.DeadAt.Format(time.RFC3339), r.Reason, r.Subject, r.JobID, code)
-		}
-		return tw.Flush()
-	case "show":
-		r, err := dlq.Get(ctx, js, fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		out, _ := json.MarshalIndent(struct {
-			Seq uint64 `json:"seq"`
-			dlq.Record
-		}{r.Seq, r}, "", "  ")
-		fmt.Fprintf(stdout, "%s\n", out)
-		return nil
-	case "replay":
-		var recs []dlq.Record
-		if all {
-			if recs, err = dlq.List(ctx, js, filter, 0); err != nil {
-				return err
-			}
-		} else {
-			r, err := dlq.Get(ctx, js, fs.Arg(0))
+		return int(info.State.Msgs), info.State.LastSeq, nil
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, 0, fmt.Errorf("dlq: %w", err)
+	}
+	for _, n := range info.State.Subjects {
+		count += int(n)
+	}
+	return count, info.State.LastSeq, nil
+}
+
+func dlqList(c *common, e env) *cobra.Command {
+	var (
+		subject string
+		limit   int
+		out     output
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters, oldest first",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			filter, err := subjectFilter(subject)
 			if err != nil {
 				return err
 			}
-			recs = []dlq.Record{r}
-		}
-		var errs []error
+			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+				total, _, err := dlqCount(ctx, js, filter)
+				if err != nil {
+					return err
+				}
+				recs, err := dlq.List(ctx, js, filter, limit)
+				if err != nil {
+					return err
+				}
+				// dlq.List reads in batches and may return more than asked.
+				if limit > 0 && len(recs) > limit {
+					recs = recs[:limit]
+				}
+				if err := printRecords(e.stdout, out.resolve("table"), recs); err != nil {
+					return err
+				}
+				if len(recs) < total {
+					fmt.Fprintf(e.stderr, "showing %d of %d dead letter(s) (--limit 0 shows all)\n", len(recs), total)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&subject, "subject", "", "only dead letters of this job subject, e.g. apiops.key.delete")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (0: all)")
+	out.register(cmd, "table")
+	return cmd
+}
+
+func printRecords(w io.Writer, format string, recs []dlq.Record) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
 		for _, r := range recs {
-			newID, err := dlq.Replay(ctx, js, r)
-			if err != nil {
-				errs = append(errs, err)
-				continue
+			if err := enc.Encode(numbered(r)); err != nil {
+				return err
 			}
-			fmt.Fprintf(stdout, "replayed %s as %s\n", strconv.Quote(r.JobID), newID)
 		}
-		fmt.Fprintf(stderr, "replayed %d of %d dead letter(s)\n", len(recs)-len(errs), len(recs))
-		return errors.Join(errs...)
-	default: // purge
-		if err := dlq.Purge(ctx, js, filter); err != nil {
-			return err
-		}
-		fmt.Fprintln(stderr, "purged")
 		return nil
 	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tDEAD AT\tREASON\tSUBJECT\tJOB ID\tERROR")
+	for _, r := range recs {
+		code := ""
+		if r.Error != nil {
+			code = r.Error.Code
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.DeadAt.Format(time.RFC3339), r.Reason, r.Subject, r.JobID, code)
+	}
+	return tw.Flush()
+}
+
+type numberedRecord struct {
+	Seq uint64 `json:"seq"`
+	dlq.Record
+}
+
+func numbered(r dlq.Record) numberedRecord { return numberedRecord{r.Seq, r} }
+
+func dlqShow(c *common, e env) *cobra.Command {
+	var out output
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dead letter: by sequence number (from list) or job id",
+		Args:  oneID("show"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+				r, err := dlq.Get(ctx, js, args[0])
+				if err != nil {
+					return err
+				}
+				if out.resolve("json") == "table" {
+					return printRecords(e.stdout, "table", []dlq.Record{r})
+				}
+				b, _ := json.MarshalIndent(numbered(r), "", "  ")
+				fmt.Fprintf(e.stdout, "%s\n", b)
+				return nil
+			})
+		},
+	}
+	out.register(cmd, "json")
+	return cmd
+}
+
+func oneID(verb string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("dlq %s: want one record number or job id", verb)
+		}
+		return nil
+	}
+}
+
+func dlqReplay(c *common, e env) *cobra.Command {
+	var (
+		subject string
+		all     bool
+		yes     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "replay ID | --all [--subject S]",
+		Short: "Republish dead letters' jobs as new jobs (a new job id, naming the old one)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if all {
+				return noArgs(nil, args)
+			}
+			return oneID("replay")(nil, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := subjectFilter(subject)
+			if err != nil {
+				return err
+			}
+			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+				var recs []dlq.Record
+				if all {
+					if recs, err = dlq.List(ctx, js, filter, 0); err != nil {
+						return err
+					}
+					if len(recs) == 0 {
+						fmt.Fprintln(e.stderr, "no dead letters to replay")
+						return nil
+					}
+					if err := printRecords(e.stderr, "table", recs); err != nil {
+						return err
+					}
+					if err := confirm(e, yes, fmt.Sprintf("replay these %d dead letter(s)", len(recs))); err != nil {
+						return err
+					}
+				} else {
+					r, err := dlq.Get(ctx, js, args[0])
+					if err != nil {
+						return err
+					}
+					recs = []dlq.Record{r}
+				}
+				var errs []error
+				for _, r := range recs {
+					newID, err := dlq.Replay(ctx, js, r)
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					fmt.Fprintf(e.stdout, "replayed %s as %s\n", strconv.Quote(r.JobID), newID)
+				}
+				fmt.Fprintf(e.stderr, "replayed %d of %d dead letter(s)\n", len(recs)-len(errs), len(recs))
+				return errors.Join(errs...)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "replay every dead letter (of --subject), after showing them and asking")
+	cmd.Flags().StringVar(&subject, "subject", "", "with --all, only dead letters of this job subject")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with --all, do not ask")
+	return cmd
+}
+
+func dlqPurge(c *common, e env) *cobra.Command {
+	var (
+		subject string
+		yes     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "purge [--subject S]",
+		Short: "Delete dead letters, after saying how many and asking",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			filter, err := subjectFilter(subject)
+			if err != nil {
+				return err
+			}
+			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+				n, last, err := dlqCount(ctx, js, filter)
+				if err != nil {
+					return err
+				}
+				what := "dead letter(s)"
+				if subject != "" {
+					what += " of " + subject
+				}
+				if n == 0 {
+					fmt.Fprintf(e.stderr, "purged 0 %s: none to purge\n", what)
+					return nil
+				}
+				if err := confirm(e, yes, fmt.Sprintf("purge %d %s", n, what)); err != nil {
+					return err
+				}
+				if err := purgeUpTo(ctx, js, filter, last); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "purged %d %s\n", n, what)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&subject, "subject", "", "only dead letters of this job subject")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	return cmd
+}
+
+// purgeUpTo removes the dead letters matching filter up to sequence last:
+// one that arrives while the user is asked is not removed unseen.
+func purgeUpTo(ctx context.Context, js jetstream.JetStream, filter string, last uint64) error {
+	s, err := js.Stream(ctx, streams.DeadLetters)
+	if err != nil {
+		return fmt.Errorf("dlq: %w", err)
+	}
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSequence(last + 1)}
+	if filter != "" {
+		opts = append(opts, jetstream.WithPurgeSubject(filter))
+	}
+	if err := s.Purge(ctx, opts...); err != nil {
+		return fmt.Errorf("dlq: purge: %w", err)
+	}
+	return nil
+}
+
+// errNotConfirmed: a destructive command was not confirmed.
+var errNotConfirmed = errors.New("not confirmed")
+
+// confirm asks on stderr whether to do what, and reads the answer from
+// stdin; with yes it does not ask. An answer other than y or yes, or none
+// (stdin at its end, as in a script without --yes), refuses.
+func confirm(e env, yes bool, what string) error {
+	if yes {
+		return nil
+	}
+	fmt.Fprintf(e.stderr, "%s? [y/N] ", what)
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	if answer == "y" || answer == "yes" {
+		return nil
+	}
+	if err != nil && answer == "" {
+		fmt.Fprintln(e.stderr)
+		return fmt.Errorf("%w: no answer on standard input; nothing done (--yes does it without asking)", errNotConfirmed)
+	}
+	return fmt.Errorf("%w: nothing done", errNotConfirmed)
+}
+
+func dlqStranded(c *common, e env) *cobra.Command {
+	var redrive bool
+	cmd := &cobra.Command{
+		Use:   "stranded [--redrive]",
+		Short: "List jobs left in the jobs stream that no worker will deliver again or finished",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("dlq stranded: unexpected argument %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+				return stranded(ctx, js, redrive, e.stdout, e.stderr)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&redrive, "redrive", false, "republish each stranded job as a new delivery, keeping its job id")
+	return cmd
 }

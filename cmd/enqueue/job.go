@@ -5,55 +5,45 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
-// runJob publishes one job described by flags: "certificate update --project
-// P --name N ...".
-func runJob(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	words := 2
-	if len(args) >= 3 && args[0] == "credential" && (args[1] == "publickey" || args[1] == "certificate") {
-		words = 3
-	}
-	if len(args) < words {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", strings.Join(args, " "))
-	}
-	subject := "apiops." + strings.Join(args[:words], ".")
-	if !slices.Contains(jobs.Subjects, subject) {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", strings.Join(args[:words], " "))
-	}
+// newJobCmd is the command publishing one job of subject described by flags:
+// "enqueue certificate update --project P --name N ...".
+func newJobCmd(subject, use string, c *common, e env) *cobra.Command {
 	if secretSubjects[subject] {
-		return runSecretJob(ctx, subject, args[words:], getenv, stdout, stderr)
+		return newSecretJobCmd(subject, use, c, e)
 	}
-
 	var (
-		c                                         common
 		project, name, pemFile, alias, desc, envs string
 		jwkUpdate, scope, jwkDelete, expected     string
 	)
-	fs := flag.NewFlagSet("enqueue "+strings.Join(args[:words], " "), flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Publish a " + strings.ReplaceAll(strings.TrimPrefix(subject, "apiops."), ".", " ") + " job (" + subject + ")",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
+	c.registerPublish(fs)
 	fs.StringVar(&c.id, "id", "", "job id, the idempotency key (default: generated)")
 	fs.StringVar(&project, "project", "", "Apinizer project name")
 	fs.StringVar(&name, "name", "", "certificate name, key name or credential username")
+	required := []string{"project", "name"}
 	certificate := subject == jobs.SubjectCertificateUpdate || subject == jobs.SubjectCertificateCreate || subject == jobs.SubjectCertificateApply
 	if certificate {
-		fs.StringVar(&pemFile, "pem", "", "PEM file holding the certificate(s)")
-		fs.StringVar(&pemFile, "pem-file", "", "PEM file holding the certificate(s); the same as --pem")
+		fs.StringVar(&pemFile, "pem-file", "", "PEM file holding the certificate(s) (also --pem)")
 		fs.StringVar(&alias, "alias", "", "certificate alias")
 		fs.StringVar(&desc, "description", "", "certificate description")
 		fs.StringVar(&envs, "env", "", "comma-separated environments to deploy to")
+		required = append(required, "pem-file", "alias", "description", "env")
 	}
 	switch subject {
 	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply:
@@ -66,49 +56,46 @@ func runJob(ctx context.Context, args []string, getenv func(string) string, stdo
 	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply, jobs.SubjectCertificateDelete:
 		fs.StringVar(&expected, "expected-thumbprint", "", "SHA-1 thumbprint the certificate must have now, or nothing is written (hex, colons allowed)")
 	}
-	if err := fs.Parse(args[words:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.id == "" {
-		c.id = newJobID(subject, name)
-	}
-
-	var fields jobs.CertificateFields
-	if certificate {
-		if pemFile == "" {
-			return errors.New("--pem-file (or --pem) is required")
+	markRequired(cmd, required...)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if c.id == "" {
+			c.id = newJobID(subject, name)
 		}
-		b, err := os.ReadFile(pemFile)
-		if err != nil {
-			return fmt.Errorf("--pem-file: %w", err)
+		var fields jobs.CertificateFields
+		if certificate {
+			if pemFile == "" {
+				return errors.New("--pem-file (or --pem) is required")
+			}
+			b, err := os.ReadFile(pemFile)
+			if err != nil {
+				return fmt.Errorf("--pem-file: %w", err)
+			}
+			fields = jobs.CertificateFields{Alias: alias, CertificateDescription: desc, EnvironmentList: splitList(envs), PEMEncodedFile: string(b)}
 		}
-		fields = jobs.CertificateFields{Alias: alias, CertificateDescription: desc, EnvironmentList: splitList(envs), PEMEncodedFile: string(b)}
-	}
-	var job jobs.Job
-	switch subject {
-	case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply:
-		u := jobs.CertificateUpdate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
-			JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope), ExpectedThumbprint: expected}
-		job = &u
-		if subject == jobs.SubjectCertificateApply {
-			job = &jobs.CertificateApply{CertificateUpdate: u}
+		var job jobs.Job
+		switch subject {
+		case jobs.SubjectCertificateUpdate, jobs.SubjectCertificateApply:
+			u := jobs.CertificateUpdate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields,
+				JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope), ExpectedThumbprint: expected}
+			job = &u
+			if subject == jobs.SubjectCertificateApply {
+				job = &jobs.CertificateApply{CertificateUpdate: u}
+			}
+		case jobs.SubjectCertificateCreate:
+			job = &jobs.CertificateCreate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields}
+		case jobs.SubjectCertificateDelete:
+			job = &jobs.CertificateDelete{JobID: c.id, ProjectName: project, CertificateName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete),
+				ExpectedThumbprint: expected}
+		case jobs.SubjectKeyDelete:
+			job = &jobs.KeyDelete{JobID: c.id, ProjectName: project, KeyName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete)}
+		case jobs.SubjectCredentialDelete:
+			job = &jobs.CredentialDelete{JobID: c.id, ProjectName: project, Username: name}
+		case jobs.SubjectCredentialPublicKeyDelete:
+			job = &jobs.CredentialPublicKeyDelete{JobID: c.id, ProjectName: project, Username: name}
 		}
-	case jobs.SubjectCertificateCreate:
-		job = &jobs.CertificateCreate{JobID: c.id, ProjectName: project, CertificateName: name, CertificateFields: fields}
-	case jobs.SubjectCertificateDelete:
-		job = &jobs.CertificateDelete{JobID: c.id, ProjectName: project, CertificateName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete),
-			ExpectedThumbprint: expected}
-	case jobs.SubjectKeyDelete:
-		job = &jobs.KeyDelete{JobID: c.id, ProjectName: project, KeyName: name, JWKDeleteAction: jobs.JWKDeleteAction(jwkDelete)}
-	case jobs.SubjectCredentialDelete:
-		job = &jobs.CredentialDelete{JobID: c.id, ProjectName: project, Username: name}
-	case jobs.SubjectCredentialPublicKeyDelete:
-		job = &jobs.CredentialPublicKeyDelete{JobID: c.id, ProjectName: project, Username: name}
+		return publishOne(cmd.Context(), c, subject, job, e.stdout, e.stderr)
 	}
-	return publishOne(ctx, &c, subject, job, stdout, stderr)
+	return cmd
 }
 
 // publishOne validates a job built from flags and publishes it on its
@@ -142,4 +129,25 @@ func splitList(s string) []string {
 		parts[i] = strings.TrimSpace(parts[i])
 	}
 	return parts
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q (%s -h lists the flags)", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
+// markRequired marks flags required: help shows them so, and every missing
+// one is named in one error.
+func markRequired(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		f := cmd.Flags().Lookup(n)
+		if f == nil {
+			panic("markRequired: no flag " + n) // a flag name misspelled here
+		}
+		f.Usage += " (required)"
+		_ = cmd.MarkFlagRequired(n)
+	}
 }

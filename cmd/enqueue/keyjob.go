@@ -1,16 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"filippo.io/age"
+	"github.com/spf13/cobra"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
@@ -31,17 +29,21 @@ var secretSubjects = map[string]bool{
 // material read with --content-file is base64-encoded and, for SECRET_KEY
 // and PRIVATE_KEY, encrypted to the worker's age recipient here, so that
 // the clear key never leaves this machine.
-func runSecretJob(ctx context.Context, subject string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func newSecretJobCmd(subject, use string, c *common, e env) *cobra.Command {
 	var (
-		c                                           common
 		project, name, desc, envs, alias            string
 		keyType, algorithm, contentFile, recipients string
 		jwkUpdate, scope, keyName, certificate      string
 		useType, jwkAlgorithm                       string
 	)
-	fs := flag.NewFlagSet("enqueue "+strings.ReplaceAll(strings.TrimPrefix(subject, "apiops."), ".", " "), flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Publish a " + strings.ReplaceAll(strings.TrimPrefix(subject, "apiops."), ".", " ") + " job (" + subject + ")",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
+	c.registerPublish(fs)
+	required := []string{"project", "name"}
 	fs.StringVar(&c.id, "id", "", "job id, the idempotency key (default: generated)")
 	fs.StringVar(&project, "project", "", "Apinizer project name")
 	switch subject {
@@ -53,7 +55,11 @@ func runSecretJob(ctx context.Context, subject string, args []string, getenv fun
 		fs.StringVar(&envs, "env", "", "comma-separated environments to deploy to")
 		fs.StringVar(&alias, "alias", "", "key alias in every environment")
 		fs.StringVar(&contentFile, "content-file", "", "file holding the key (PEM, or a secret key's raw bytes); sent base64-encoded")
-		fs.StringVar(&recipients, "recipient", getenv("WORKER_AGE_RECIPIENT"), "the worker's age recipient(s), comma-separated ($WORKER_AGE_RECIPIENT); required for SECRET_KEY and PRIVATE_KEY")
+		fs.StringVar(&recipients, "recipient", e.getenv("WORKER_AGE_RECIPIENT"), "the worker's age recipient(s), comma-separated ($WORKER_AGE_RECIPIENT); required for SECRET_KEY and PRIVATE_KEY")
+		required = append(required, "type")
+		if subject == jobs.SubjectKeyCreate {
+			required = append(required, "env", "content-file")
+		}
 		if subject == jobs.SubjectKeyUpdate {
 			fs.StringVar(&jwkUpdate, "jwk-update-action", "", "NULLIFY or UPDATE")
 			fs.StringVar(&scope, "update-scope", "", "SAME_PROJECT or ALL_PROJECTS (with --jwk-update-action UPDATE)")
@@ -66,51 +72,52 @@ func runSecretJob(ctx context.Context, subject string, args []string, getenv fun
 			fs.StringVar(&useType, "use-type", "", "SIGNATURE or ENCRYPTION")
 			fs.StringVar(&jwkAlgorithm, "algorithm", "", "JWA algorithm fitting the certificate's key, e.g. RS256")
 			fs.StringVar(&desc, "description", "", "JWK description")
+			required = append(required, "certificate", "env", "use-type", "algorithm")
 		}
 	default:
 		fs.StringVar(&name, "name", "", "credential username")
 		switch subject {
 		case jobs.SubjectCredentialPublicKeySet:
 			fs.StringVar(&keyName, "key", "", "PUBLIC_KEY to assign")
+			required = append(required, "key")
 		case jobs.SubjectCredentialCertificateSet:
 			fs.StringVar(&certificate, "certificate", "", "certificate to assign")
+			required = append(required, "certificate")
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.id == "" {
-		c.id = newJobID(subject, name)
-	}
-	var job jobs.Job
-	switch subject {
-	case jobs.SubjectKeyCreate, jobs.SubjectKeyUpdate:
-		fields, err := keyFields(jobs.KeyType(keyType), jobs.KeyAlgorithm(algorithm), desc, splitList(envs), alias, contentFile, recipients)
-		if err != nil {
-			return err
+	markRequired(cmd, required...)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if c.id == "" {
+			c.id = newJobID(subject, name)
 		}
-		if subject == jobs.SubjectKeyCreate {
-			job = &jobs.KeyCreate{JobID: c.id, ProjectName: project, KeyName: name, KeyFields: fields}
-		} else {
-			job = &jobs.KeyUpdate{JobID: c.id, ProjectName: project, KeyName: name, KeyFields: fields,
-				JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope)}
+		var job jobs.Job
+		switch subject {
+		case jobs.SubjectKeyCreate, jobs.SubjectKeyUpdate:
+			fields, err := keyFields(jobs.KeyType(keyType), jobs.KeyAlgorithm(algorithm), desc, splitList(envs), alias, contentFile, recipients)
+			if err != nil {
+				return err
+			}
+			if subject == jobs.SubjectKeyCreate {
+				job = &jobs.KeyCreate{JobID: c.id, ProjectName: project, KeyName: name, KeyFields: fields}
+			} else {
+				job = &jobs.KeyUpdate{JobID: c.id, ProjectName: project, KeyName: name, KeyFields: fields,
+					JWKUpdateAction: jobs.JWKUpdateAction(jwkUpdate), UpdateScope: jobs.UpdateScope(scope)}
+			}
+		case jobs.SubjectCredentialPublicKeySet:
+			job = &jobs.CredentialPublicKeySet{JobID: c.id, ProjectName: project, Username: name, KeyName: keyName}
+		case jobs.SubjectCredentialCertificateSet:
+			job = &jobs.CredentialCertificateSet{JobID: c.id, ProjectName: project, Username: name, CertificateName: certificate}
+		case jobs.SubjectCredentialCertificateDelete:
+			job = &jobs.CredentialCertificateDelete{JobID: c.id, ProjectName: project, Username: name}
+		case jobs.SubjectJWKParse:
+			job = &jobs.JWKParse{JobID: c.id, ProjectName: project, JWKName: name, Description: desc, CertificateName: certificate,
+				EnvironmentName: envs, UseType: jobs.JWKUseType(useType), Algorithm: jwkAlgorithm}
+		case jobs.SubjectJWKDelete:
+			job = &jobs.JWKDelete{JobID: c.id, ProjectName: project, JWKName: name}
 		}
-	case jobs.SubjectCredentialPublicKeySet:
-		job = &jobs.CredentialPublicKeySet{JobID: c.id, ProjectName: project, Username: name, KeyName: keyName}
-	case jobs.SubjectCredentialCertificateSet:
-		job = &jobs.CredentialCertificateSet{JobID: c.id, ProjectName: project, Username: name, CertificateName: certificate}
-	case jobs.SubjectCredentialCertificateDelete:
-		job = &jobs.CredentialCertificateDelete{JobID: c.id, ProjectName: project, Username: name}
-	case jobs.SubjectJWKParse:
-		job = &jobs.JWKParse{JobID: c.id, ProjectName: project, JWKName: name, Description: desc, CertificateName: certificate,
-			EnvironmentName: envs, UseType: jobs.JWKUseType(useType), Algorithm: jwkAlgorithm}
-	case jobs.SubjectJWKDelete:
-		job = &jobs.JWKDelete{JobID: c.id, ProjectName: project, JWKName: name}
+		return publishOne(cmd.Context(), c, subject, job, e.stdout, e.stderr)
 	}
-	return publishOne(ctx, &c, subject, job, stdout, stderr)
+	return cmd
 }
 
 // keyFields builds a key body: the file's bytes base64-encoded as Apinizer

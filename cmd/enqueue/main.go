@@ -11,6 +11,11 @@
 //	enqueue dlq list | show ID | replay ID|--all [--subject S] | purge
 //	enqueue certificates expiring --within 30d
 //
+// The commands are built on github.com/spf13/cobra rather than kong: it is
+// what kubectl, gh and the nats ecosystem's users already know (help on
+// every command, flags after arguments, shell completion), and its pflag
+// flag sets let old flag names live on as hidden aliases.
+//
 // Exit status: 0 when every job was published (and, with --wait, succeeded
 // or, for an apply, found its certificate live already: unchanged),
 // 1 when a job did not succeed or its result did not arrive in time, 2 for a
@@ -20,12 +25,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
 func main() {
@@ -41,11 +52,13 @@ func main() {
 var errNotSucceeded = errors.New("not every job succeeded")
 
 func exitCode(err error, stderr io.Writer) int {
+	var st statusError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 2
+	case errors.As(err, &st):
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return st.code
 	case errors.Is(err, errNotSucceeded):
 		fmt.Fprintln(stderr, "enqueue:", err)
 		return 1
@@ -55,48 +68,161 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 }
 
-const usage = `usage:
-  enqueue certificate update --project P --name N --pem FILE --alias A --description D --env E1,E2 [--jwk-update-action NULLIFY|UPDATE] [--update-scope SAME_PROJECT|ALL_PROJECTS] [--expected-thumbprint SHA1]
-  enqueue certificate create --project P --name N --pem FILE --alias A --description D --env E1,E2
-  enqueue certificate apply --project P --name N --pem-file FILE --alias A --description D --env E1,E2 --jwk-update-action NULLIFY|UPDATE [--update-scope S] [--expected-thumbprint SHA1]
-  enqueue certificate delete --project P --name N [--jwk-delete-action NULLIFY|DELETE] [--expected-thumbprint SHA1]
-  enqueue key delete --project P --name N [--jwk-delete-action NULLIFY|DELETE]
-  enqueue credential delete --project P --name USERNAME
-  enqueue credential publickey delete --project P --name USERNAME
-  enqueue key create --project P --name N --type SECRET_KEY|PRIVATE_KEY|PUBLIC_KEY [--algorithm AES|DES|DESede|RSA] --env E1,E2 --content-file FILE [--alias A] [--description D] [--recipient age1…]
-  enqueue key update --project P --name N --type T [--algorithm A] [--env E1,E2 --content-file FILE] [--alias A] [--description D] [--recipient age1…] [--jwk-update-action NULLIFY|UPDATE] [--update-scope S]
-        (FILE is sent base64-encoded; SECRET_KEY and PRIVATE_KEY material is encrypted here to --recipient or $WORKER_AGE_RECIPIENT, comma-separated, and never leaves this machine in clear)
-  enqueue credential publickey set --project P --name USERNAME --key KEY
-  enqueue credential certificate set --project P --name USERNAME --certificate CERT
-  enqueue credential certificate delete --project P --name USERNAME
-  enqueue jwk parse --project P --name JWK --certificate CERT --env E --use-type SIGNATURE|ENCRYPTION --algorithm RS256 [--description D]
-  enqueue jwk delete --project P --name JWK
-  enqueue publish [--subject S] FILE|-     (JSON object, JSON array or NDJSON; a "subject" field per job overrides --subject)
-  enqueue result JOB_ID                     (print a past job's result)
-  enqueue dlq list [--subject S] [--limit N] | show ID | replay ID|--all [--subject S] | purge [--subject S]
-  enqueue certificates expiring [--within 30d|720h|30]   (from the inventory's latest round; no Apinizer token)
+// statusError is an error with its own exit status (result's states).
+type statusError struct {
+	code int
+	err  error
+}
 
-common flags: --nats-url URL ($NATS_URL) --creds FILE ($NATS_CREDS) --nkey FILE ($NATS_NKEY) --user U ($NATS_USER)
-              --inbox-prefix P ($NATS_INBOX_PREFIX) --tls-ca FILE ($NATS_TLS_CA)
-              --tls-cert FILE ($NATS_TLS_CERT) --tls-key FILE ($NATS_TLS_KEY) --id JOB_ID --wait --timeout DURATION
-              --scoped (publish on apiops.<resource>.<action>.<project>)
-secrets only from the environment: $NATS_PASSWORD (with --user), $NATS_TOKEN
-`
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
+
+// env is what every command reads besides its flags.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+	e := env{getenv, stdin, stdout, stderr}
+	root := newRoot(e)
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
 	}
-	switch args[0] {
-	case "publish":
-		return runPublish(ctx, args[1:], getenv, stdin, stdout, stderr)
-	case "result":
-		return runResult(ctx, args[1:], getenv, stdout, stderr)
-	case "dlq":
-		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
-	case "certificates":
-		return runCertificates(ctx, args[1:], getenv, stdout, stderr)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}
+
+// newRoot builds the command tree: one command per job subject
+// (apiops.key.delete is "enqueue key delete"), and publish, result, dlq,
+// certificates.
+func newRoot(e env) *cobra.Command {
+	var c common
+	root := &cobra.Command{
+		Use:   "enqueue",
+		Short: "Publish apiops jobs to NATS JetStream and inspect their results",
+		Example: `  enqueue key delete --project P --name my-key --wait
+  enqueue certificate apply --project P --name N --pem-file cert.pem --alias A --description D --env production --jwk-update-action UPDATE --wait
+  enqueue publish --subject apiops.key.delete jobs.ndjson
+  enqueue result JOB_ID
+  enqueue dlq list --subject apiops.key.delete
+  enqueue certificates expiring --within 30d
+  enqueue completion bash > /etc/bash_completion.d/enqueue`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unknown(cmd, args, e.stderr)
+		},
 	}
-	return runJob(ctx, args, getenv, stdout, stderr)
+	c.registerNATS(root.PersistentFlags(), e.getenv)
+	root.SetFlagErrorFunc(flagError)
+	for _, subject := range jobs.Subjects {
+		words := strings.Split(strings.TrimPrefix(subject, "apiops."), ".")
+		parent := root
+		for _, w := range words[:len(words)-1] {
+			parent = group(parent, w, e)
+		}
+		parent.AddCommand(newJobCmd(subject, words[len(words)-1], &c, e))
+	}
+	root.AddCommand(newPublishCmd(&c, e), newResultCmd(&c, e), newDLQCmd(&c, e), newCertificatesCmd(&c, e))
+	version := buildVersion()
+	var walk func(*cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		cmd.Version = version
+		for _, sub := range cmd.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	root.SetGlobalNormalizationFunc(aliases)
+	root.SetVersionTemplate("enqueue {{.Version}}\n")
+	return root
+}
+
+// group returns parent's subcommand name, made on first use: a command
+// that only holds others ("enqueue certificate").
+func group(parent *cobra.Command, name string, e env) *cobra.Command {
+	for _, c := range parent.Commands() {
+		if c.Name() == name {
+			return c
+		}
+	}
+	g := &cobra.Command{
+		Use:   name,
+		Short: name + " jobs",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unknown(cmd, args, e.stderr)
+		},
+	}
+	parent.AddCommand(g)
+	return g
+}
+
+// unknown answers a command that only holds others, given no or an unknown
+// subcommand: the usage on stderr, an error naming the commands it has, and
+// exit 2.
+func unknown(cmd *cobra.Command, args []string, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "usage: %s COMMAND [flags]   (%s -h lists the commands)\n", cmd.CommandPath(), cmd.CommandPath())
+	var names []string
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() && sub.Name() != "help" && sub.Name() != "completion" {
+			names = append(names, sub.Name())
+		}
+	}
+	want := "want " + strings.Join(names, ", ")
+	if len(args) == 0 {
+		return fmt.Errorf("%s: %s", cmd.CommandPath(), want)
+	}
+	words := append(strings.Fields(strings.TrimPrefix(cmd.CommandPath(), "enqueue")), args...)
+	return fmt.Errorf("unknown command %q: %s", strings.Join(words, " "), want)
+}
+
+// flagError names a flag a command does not take as the flag package did
+// before (scripts match it), and says where the list of flags is.
+func flagError(cmd *cobra.Command, err error) error {
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+		return fmt.Errorf("flag provided but not defined: -%s (%s -h lists the flags)", name, cmd.CommandPath())
+	}
+	return err
+}
+
+// aliases maps the flag names of earlier versions to today's, so that they
+// keep working without showing in help.
+func aliases(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	switch name {
+	case "nats-url":
+		name = "server"
+	case "tls-ca":
+		name = "tlsca"
+	case "tls-cert":
+		name = "tlscert"
+	case "tls-key":
+		name = "tlskey"
+	case "pem":
+		name = "pem-file"
+	}
+	return pflag.NormalizedName(name)
+}
+
+// buildVersion is the module version the binary was built from, with the
+// VCS revision when there is one.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
 }

@@ -6,13 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
@@ -20,35 +20,40 @@ import (
 // runPublish publishes the jobs of a JSON or NDJSON file (or stdin). Every
 // job is validated first; if any is invalid, each bad one is reported with
 // its line number and nothing is published.
-func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var (
-		c       common
-		subject string
-	)
-	fs := flag.NewFlagSet("enqueue publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs, getenv)
-	fs.StringVar(&subject, "subject", "", "subject of jobs that carry no \"subject\" field")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newPublishCmd(c *common, e env) *cobra.Command {
+	var subject string
+	cmd := &cobra.Command{
+		Use:   "publish [--subject S] FILE|-",
+		Short: "Publish the jobs of a JSON object, JSON array or NDJSON file (- for standard input)",
+		Long: `Publish the jobs of a JSON object, JSON array or NDJSON file (- for standard input).
+A "subject" field per job overrides --subject. Every job is validated first: if any is
+invalid, each bad one is reported with its line number and nothing is published.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return errors.New("publish: want one file name, or - for standard input")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in := e.stdin
+			if name := args[0]; name != "-" {
+				f, err := os.Open(name)
+				if err != nil {
+					return fmt.Errorf("publish: %w", err)
+				}
+				defer f.Close()
+				in = f
+			}
+			list, err := readJobs(bufio.NewReaderSize(in, 1<<20), subject, c.scoped)
+			if err != nil {
+				return err
+			}
+			return publishJobs(cmd.Context(), c, list, e.stdout, e.stderr)
+		},
 	}
-	if fs.NArg() != 1 {
-		return errors.New("publish: want one file name, or - for standard input")
-	}
-	in := stdin
-	if name := fs.Arg(0); name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		defer f.Close()
-		in = f
-	}
-	list, err := readJobs(bufio.NewReaderSize(in, 1<<20), subject, c.scoped)
-	if err != nil {
-		return err
-	}
-	return publishJobs(ctx, &c, list, stdout, stderr)
+	c.registerPublish(cmd.Flags())
+	cmd.Flags().StringVar(&subject, "subject", "", "subject of jobs that carry no \"subject\" field")
+	return cmd
 }
 
 // outgoing is a job and the subject it is published on.
