@@ -323,7 +323,7 @@ func purgeUpTo(ctx context.Context, js jetstream.JetStream, filter string, last 
 	return nil
 }
 
-// errNotConfirmed: a destructive command was not confirmed.
+// errNotConfirmed: a destructive command was not confirmed; it exits 1.
 var errNotConfirmed = errors.New("not confirmed")
 
 // confirm asks on stderr whether to do what, and reads the answer from
@@ -341,9 +341,9 @@ func confirm(e env, yes bool, what string) error {
 	}
 	if err != nil && answer == "" {
 		fmt.Fprintln(e.stderr)
-		return fmt.Errorf("%w: no answer on standard input; nothing done (--yes does it without asking)", errNotConfirmed)
+		return statusError{1, fmt.Errorf("%w: no answer on standard input; nothing done (--yes does it without asking)", errNotConfirmed)}
 	}
-	return fmt.Errorf("%w: nothing done", errNotConfirmed)
+	return statusError{1, fmt.Errorf("%w: nothing done", errNotConfirmed)}
 }
 
 func dlqStranded(c *common, e env) *cobra.Command {

@@ -178,7 +178,7 @@ func unknown(cmd *cobra.Command, args []string, stderr io.Writer) error {
 	}
 	want := "want " + strings.Join(names, ", ")
 	if len(args) == 0 {
-		return fmt.Errorf("%s: %s", cmd.CommandPath(), want)
+		return fmt.Errorf("%s a command: %s", strings.TrimPrefix(cmd.CommandPath()+":", "enqueue:"), want)
 	}
 	words := append(strings.Fields(strings.TrimPrefix(cmd.CommandPath(), "enqueue")), args...)
 	return fmt.Errorf("unknown command %q: %s", strings.Join(words, " "), want)

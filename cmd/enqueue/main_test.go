@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -56,6 +59,27 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("usage: simcred NAME")
 				}
 				sim.AddCredential(workertest.Project, args[0], true)
+			},
+			// exits CODE COMMAND ARGS... runs the command and fails unless it
+			// exits with CODE; its output is kept for stdout and stderr.
+			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 2 {
+					ts.Fatalf("usage: exits CODE COMMAND ARGS...")
+				}
+				want, err := strconv.Atoi(args[0])
+				if err != nil {
+					ts.Fatalf("exits: %v", err)
+				}
+				got := 0
+				var ee *exec.ExitError
+				if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
+					got = ee.ExitCode()
+				} else if err != nil {
+					ts.Fatalf("exits: %v", err)
+				}
+				if got != want {
+					ts.Fatalf("exit status %d, want %d", got, want)
+				}
 			},
 			// waitgone NAME waits up to 20s for the key to be deleted.
 			"waitgone": func(ts *testscript.TestScript, neg bool, args []string) {
