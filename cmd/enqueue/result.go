@@ -91,7 +91,8 @@ func result(ctx context.Context, c *common, jobID, format string, stdout, stderr
 
 // inJobsStream reports whether a message with Nats-Msg-Id jobID waits in
 // the jobs stream. It is a work queue: a message still there has not been
-// finished. Only headers are read.
+// finished. A work queue takes no second consumer, so the messages are
+// read one by one, as dlq.FindStranded does, within ctx's bound.
 func inJobsStream(ctx context.Context, js jetstream.JetStream, jobID string) (bool, error) {
 	s, err := js.Stream(ctx, streams.Jobs)
 	if err != nil {
@@ -101,32 +102,19 @@ func inJobsStream(ctx context.Context, js jetstream.JetStream, jobID string) (bo
 	if err != nil || info.State.Msgs == 0 {
 		return false, err
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
-	if err != nil {
-		return false, err
-	}
-	for {
-		batch, err := cons.FetchNoWait(1024)
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
 		if err != nil {
 			return false, err
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			if msg.Headers().Get(nats.MsgIdHdr) == jobID {
-				return true, nil
-			}
-			if meta, _ := msg.Metadata(); meta != nil && meta.Sequence.Stream >= info.State.LastSeq {
-				return false, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return false, err
-		}
-		if n == 0 {
-			return false, nil
+		if raw.Header.Get(nats.MsgIdHdr) == jobID {
+			return true, nil
 		}
 	}
+	return false, nil
 }
 
 // printResult writes a result as name: value lines.
