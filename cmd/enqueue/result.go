@@ -89,7 +89,8 @@ func result(ctx context.Context, c *common, jobID, format string, stdout, stderr
 	return nil
 }
 
-// inJobsStream reports whether a message with Nats-Msg-Id jobID waits in
+// inJobsStream reports whether a message with job id jobID (its Nats-Msg-Id,
+// or its body's jobId when it has none) waits in
 // the jobs stream. It is a work queue: a message still there has not been
 // finished. A work queue takes no second consumer, so the messages are
 // read one by one, as dlq.FindStranded does, within ctx's bound.
@@ -110,7 +111,13 @@ func inJobsStream(ctx context.Context, js jetstream.JetStream, jobID string) (bo
 		if err != nil {
 			return false, err
 		}
-		if raw.Header.Get(nats.MsgIdHdr) == jobID {
+		if id := raw.Header.Get(nats.MsgIdHdr); id == jobID {
+			return true, nil
+		} else if id != "" {
+			continue
+		}
+		// A redriven job carries its id in the body only.
+		if job, err := jobs.Decode(raw.Subject, raw.Header, raw.Data); err == nil && job.ID() == jobID {
 			return true, nil
 		}
 	}
