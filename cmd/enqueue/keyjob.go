@@ -25,7 +25,7 @@ var secretSubjects = map[string]bool{
 	jobs.SubjectJWKDelete:                   true,
 }
 
-// runSecretJob publishes one job of secretSubjects described by flags. Key
+// newSecretJobCmd publishes one job of secretSubjects described by flags. Key
 // material read with --content-file is base64-encoded and, for SECRET_KEY
 // and PRIVATE_KEY, encrypted to the worker's age recipient here, so that
 // the clear key never leaves this machine.

@@ -17,7 +17,7 @@ import (
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
-// runPublish publishes the jobs of a JSON or NDJSON file (or stdin). Every
+// newPublishCmd publishes the jobs of a JSON or NDJSON file (or stdin). Every
 // job is validated first; if any is invalid, each bad one is reported with
 // its line number and nothing is published.
 func newPublishCmd(c *common, e env) *cobra.Command {
