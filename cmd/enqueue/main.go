@@ -177,11 +177,14 @@ func unknown(cmd *cobra.Command, args []string, stderr io.Writer) error {
 		}
 	}
 	want := "want " + strings.Join(names, ", ")
+	words := strings.Fields(strings.TrimPrefix(cmd.CommandPath(), "enqueue"))
 	if len(args) == 0 {
-		return fmt.Errorf("%s a command: %s", strings.TrimPrefix(cmd.CommandPath()+":", "enqueue:"), want)
+		if len(words) == 0 {
+			return fmt.Errorf("no command given: %s", want)
+		}
+		return fmt.Errorf("%s: no command given: %s", strings.Join(words, " "), want)
 	}
-	words := append(strings.Fields(strings.TrimPrefix(cmd.CommandPath(), "enqueue")), args...)
-	return fmt.Errorf("unknown command %q: %s", strings.Join(words, " "), want)
+	return fmt.Errorf("unknown command %q: %s", strings.Join(append(words, args...), " "), want)
 }
 
 // flagError names a flag a command does not take as the flag package did
