@@ -93,26 +93,12 @@ func parseRoute(method, escapedPath string) (*route, int) {
 		rt, allowed = &route{op: opEnvironmentList, kind: "project", project: segs[0]}, http.MethodGet
 	case len(segs) == 3 && segs[1] == "certificates":
 		rt = &route{kind: "certificate", project: segs[0], name: segs[2]}
-		switch method {
-		case http.MethodPut:
-			rt.op, allowed = opCertificateUpdate, method
-		case http.MethodDelete:
-			rt.op, allowed = opCertificateDelete, method
-		case http.MethodGet:
-			rt.op, allowed = opCertificateGet, method
-		}
+		rt.op, allowed = itemOp(method, opCertificateUpdate, opCertificateDelete, opCertificateGet)
 	case len(segs) == 2 && segs[1] == "keys":
 		rt, allowed = &route{op: opKeyCreate, kind: "key", project: segs[0]}, http.MethodPost
 	case len(segs) == 3 && segs[1] == "keys":
 		rt = &route{kind: "key", project: segs[0], name: segs[2]}
-		switch method {
-		case http.MethodPut:
-			rt.op, allowed = opKeyUpdate, method
-		case http.MethodDelete:
-			rt.op, allowed = opKeyDelete, method
-		case http.MethodGet:
-			rt.op, allowed = opKeyGet, method
-		}
+		rt.op, allowed = itemOp(method, opKeyUpdate, opKeyDelete, opKeyGet)
 	case len(segs) == 3 && segs[1] == "jwks":
 		rt, allowed = &route{op: opJWKDelete, kind: "jwk", project: segs[0], name: segs[2]}, http.MethodDelete
 	case len(segs) == 5 && segs[1] == "credentials" && segs[3] == "publicKey":
@@ -132,4 +118,19 @@ func parseRoute(method, escapedPath string) (*route, int) {
 		return nil, http.StatusMethodNotAllowed
 	}
 	return rt, 0
+}
+
+// itemOp picks, for a named certificate or key, the operation of method:
+// put updates, del deletes, get reads. Any other method is allowed nowhere,
+// so it returns "" for both.
+func itemOp(method, put, del, get string) (op, allowed string) {
+	switch method {
+	case http.MethodPut:
+		return put, method
+	case http.MethodDelete:
+		return del, method
+	case http.MethodGet:
+		return get, method
+	}
+	return "", ""
 }
