@@ -128,7 +128,7 @@ func parseCertificates(body []byte) ([]ListedCertificate, error) {
 func (a *apiCertificate) environments() []CertificateEnvironment {
 	out := make([]CertificateEnvironment, 0, len(a.CertificateEnvironmentList))
 	for _, e := range a.CertificateEnvironmentList {
-		thumb := normalizeThumbprint(e.SHA1Thumbprint)
+		thumb := jobs.NormalizeThumbprint(e.SHA1Thumbprint)
 		if thumb == "" {
 			thumb = contentThumbprint(e.Base64EncodedContent)
 		}

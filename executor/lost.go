@@ -205,11 +205,6 @@ func parseCertificate(name string, body []byte) ([]CertificateEnvironment, error
 	return cert.environments(), nil
 }
 
-// normalizeThumbprint turns "a1:b2:…" or "a1 b2 …" into "A1B2…".
-func normalizeThumbprint(s string) string {
-	return strings.ToUpper(strings.NewReplacer(":", "", " ", "", "-", "").Replace(strings.TrimSpace(s)))
-}
-
 // contentThumbprint is the thumbprint of base64EncodedContent, which holds
 // the DER certificate, or its PEM text; "" if it is neither.
 func contentThumbprint(content string) string {

@@ -82,8 +82,13 @@ func checkThumbprint(s string) error {
 	return nil
 }
 
-// NormalizeThumbprint returns a valid expectedThumbprint as Apinizer shows
+// thumbprintSeparators are dropped from a thumbprint: the colons a job may
+// write, and the colons, spaces or dashes an Apinizer answer may show.
+var thumbprintSeparators = strings.NewReplacer(":", "", " ", "", "-", "")
+
+// NormalizeThumbprint returns a thumbprint, a valid expectedThumbprint or
+// one read from Apinizer ("a1:b2:…", "a1 b2 …"), as Apinizer shows
 // thumbprints: upper-case hex without separators.
 func NormalizeThumbprint(s string) string {
-	return strings.ToUpper(strings.ReplaceAll(s, ":", ""))
+	return strings.ToUpper(thumbprintSeparators.Replace(strings.TrimSpace(s)))
 }
