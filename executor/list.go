@@ -169,10 +169,12 @@ func (d *apiDate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// dateLayouts are the ISO 8601 forms accepted; a time without a zone is UTC.
-var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05", "2006-01-02"}
+// dateLayouts are the ISO 8601 forms a Java server may write (Apinizer
+// writes "2024-01-01T00:00:00.000Z"); a time without a zone is UTC.
+var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05", "2006-01-02"}
 
-// parseDate reads an apiDate; the zero time when it is none of the forms.
+// parseDate reads a certificate date, of a list (an apiDate) or of a read;
+// the zero time when it is none of the forms.
 func parseDate(s string) time.Time {
 	s = strings.TrimSpace(s)
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {

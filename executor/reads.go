@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -147,22 +146,9 @@ func liveIn(live []CertificateEnvironment, envs []string) []jobs.LiveCertificate
 		if i := slices.IndexFunc(live, func(e CertificateEnvironment) bool { return e.EnvironmentName == env }); i >= 0 {
 			e := live[i]
 			l.SHA1Thumbprint, l.SubjectDN = e.SHA1Thumbprint, e.SubjectDN
-			l.NotBefore, l.NotAfter = apinizerTime(e.StartDate), apinizerTime(e.EndDate)
+			l.NotBefore, l.NotAfter = parseDate(e.StartDate), parseDate(e.EndDate)
 		}
 		out = append(out, l)
 	}
 	return out
-}
-
-// apinizerTime parses a certificate date as Apinizer writes it
-// ("2024-01-01T00:00:00.000Z"), or in the other ISO 8601 forms a Java
-// server may use; the zero time if it is none of them.
-func apinizerTime(s string) time.Time {
-	s = strings.TrimSpace(s)
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700", "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
-		}
-	}
-	return time.Time{}
 }

@@ -82,11 +82,11 @@ func TestApinizerTimes(t *testing.T) {
 	t.Parallel()
 	want := time.Date(2025, 12, 31, 23, 59, 59, 0, time.UTC)
 	for _, s := range []string{"2025-12-31T23:59:59.000Z", "2025-12-31T23:59:59Z", "2026-01-01T00:59:59.000+0100", "2025-12-31T23:59:59"} {
-		if got := apinizerTime(s); !got.Equal(want) {
-			t.Errorf("apinizerTime(%q) = %v, want %v", s, got, want)
+		if got := parseDate(s); !got.Equal(want) {
+			t.Errorf("parseDate(%q) = %v, want %v", s, got, want)
 		}
 	}
-	if got := apinizerTime("next year"); !got.IsZero() {
+	if got := parseDate("next year"); !got.IsZero() {
 		t.Errorf("apinizerTime of text = %v, want zero", got)
 	}
 }
