@@ -53,6 +53,18 @@ func dlqSession(ctx context.Context, c *common, stderr io.Writer, do func(contex
 	return do(ctx, js)
 }
 
+// dlqFilteredSession is dlqSession for the commands taking --subject: the
+// subject is checked before connecting and handed on as its DLQ filter.
+func dlqFilteredSession(ctx context.Context, c *common, stderr io.Writer, subject string, do func(ctx context.Context, js jetstream.JetStream, filter string) error) error {
+	filter, err := subjectFilter(subject)
+	if err != nil {
+		return err
+	}
+	return dlqSession(ctx, c, stderr, func(ctx context.Context, js jetstream.JetStream) error {
+		return do(ctx, js, filter)
+	})
+}
+
 // subjectFilter is the DLQ filter of --subject: empty for all. A subject
 // that is no job subject is refused, naming the valid ones, since it would
 // match nothing and look like an empty queue.
@@ -78,11 +90,7 @@ func dlqList(c *common, e env) *cobra.Command {
 		Short: "List dead letters, oldest first",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := subjectFilter(subject)
-			if err != nil {
-				return err
-			}
-			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+			return dlqFilteredSession(cmd.Context(), c, e.stderr, subject, func(ctx context.Context, js jetstream.JetStream, filter string) error {
 				total, _, err := dlqCount(ctx, js, filter)
 				if err != nil {
 					return err
@@ -190,13 +198,10 @@ func dlqReplay(c *common, e env) *cobra.Command {
 			return oneID("replay")(nil, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			filter, err := subjectFilter(subject)
-			if err != nil {
-				return err
-			}
-			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+			return dlqFilteredSession(cmd.Context(), c, e.stderr, subject, func(ctx context.Context, js jetstream.JetStream, filter string) error {
 				var recs []dlq.Record
 				if all {
+					var err error
 					if recs, err = dlq.List(ctx, js, filter, 0); err != nil {
 						return err
 					}

@@ -47,11 +47,7 @@ func dlqPurge(c *common, e env) *cobra.Command {
 		Short: "Delete dead letters, after saying how many and asking",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := subjectFilter(subject)
-			if err != nil {
-				return err
-			}
-			return dlqSession(cmd.Context(), c, e.stderr, func(ctx context.Context, js jetstream.JetStream) error {
+			return dlqFilteredSession(cmd.Context(), c, e.stderr, subject, func(ctx context.Context, js jetstream.JetStream, filter string) error {
 				n, last, err := dlqCount(ctx, js, filter)
 				if err != nil {
 					return err

@@ -16,6 +16,21 @@ import (
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
+// newJobBase is the start every job command shares: its name, its
+// summary, the publish flags, --id and --project.
+func newJobBase(subject, use string, c *common, project *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Publish a " + strings.ReplaceAll(strings.TrimPrefix(subject, "apiops."), ".", " ") + " job (" + subject + ")",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
+	c.registerPublish(fs)
+	fs.StringVar(&c.id, "id", "", "job id, the idempotency key (default: generated)")
+	fs.StringVar(project, "project", "", "Apinizer project name")
+	return cmd
+}
+
 // newJobCmd is the command publishing one job of subject described by flags:
 // "enqueue certificate update --project P --name N ...".
 func newJobCmd(subject, use string, c *common, e env) *cobra.Command {
@@ -26,15 +41,8 @@ func newJobCmd(subject, use string, c *common, e env) *cobra.Command {
 		project, name, pemFile, alias, desc, envs string
 		jwkUpdate, scope, jwkDelete, expected     string
 	)
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Publish a " + strings.ReplaceAll(strings.TrimPrefix(subject, "apiops."), ".", " ") + " job (" + subject + ")",
-		Args:  noArgs,
-	}
+	cmd := newJobBase(subject, use, c, &project)
 	fs := cmd.Flags()
-	c.registerPublish(fs)
-	fs.StringVar(&c.id, "id", "", "job id, the idempotency key (default: generated)")
-	fs.StringVar(&project, "project", "", "Apinizer project name")
 	fs.StringVar(&name, "name", "", "certificate name, key name or credential username")
 	required := []string{"project", "name"}
 	certificate := subject == jobs.SubjectCertificateUpdate || subject == jobs.SubjectCertificateCreate || subject == jobs.SubjectCertificateApply

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"filippo.io/age"
 	"github.com/spf13/cobra"
@@ -36,16 +35,9 @@ func newSecretJobCmd(subject, use string, c *common, e env) *cobra.Command {
 		jwkUpdate, scope, keyName, certificate      string
 		useType, jwkAlgorithm                       string
 	)
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Publish a " + strings.ReplaceAll(strings.TrimPrefix(subject, "apiops."), ".", " ") + " job (" + subject + ")",
-		Args:  noArgs,
-	}
+	cmd := newJobBase(subject, use, c, &project)
 	fs := cmd.Flags()
-	c.registerPublish(fs)
 	required := []string{"project", "name"}
-	fs.StringVar(&c.id, "id", "", "job id, the idempotency key (default: generated)")
-	fs.StringVar(&project, "project", "", "Apinizer project name")
 	switch subject {
 	case jobs.SubjectKeyCreate, jobs.SubjectKeyUpdate:
 		fs.StringVar(&name, "name", "", "key name")

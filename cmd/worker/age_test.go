@@ -90,40 +90,29 @@ func TestAgeIdentityFileOpensSecretKeyMaterial(t *testing.T) {
 		job := &jobs.KeyCreate{JobID: "age-key", ProjectName: "MyProject", KeyName: "k", KeyFields: jobs.KeyFields{
 			KeyType: jobs.KeySecret, Algorithm: jobs.AlgorithmAES,
 			CryptoKeyInfoEnvironmentList: []jobs.KeyEnvironment{{EnvironmentName: "production", EncryptedContent: sealTo(t, current.Recipient(), material)}}}}
-		deadline := time.Now().Add(20 * time.Second)
-		var rc jetstream.ConsumeContext
+		// The worker provisions the streams: publish once they exist.
+		awaitProvisioned(t, ctx, js, done, &stderr)
+		cons, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		results := make(chan jobs.Result, 1)
-		for {
-			// The worker provisions the streams: publish once they exist.
-			pctx, pcancel := context.WithTimeout(ctx, time.Second)
-			cons, cerr := js.OrderedConsumer(pctx, streams.Results, jetstream.OrderedConsumerConfig{})
-			if cerr == nil {
-				_, cerr = jobs.Publish(pctx, js, job)
+		rc, err := cons.Consume(func(m jetstream.Msg) {
+			var r jobs.Result
+			if json.Unmarshal(m.Data(), &r) == nil && r.JobID == "age-key" {
+				results <- r
 			}
-			pcancel()
-			if cerr == nil {
-				rc, err = cons.Consume(func(m jetstream.Msg) {
-					var r jobs.Result
-					if json.Unmarshal(m.Data(), &r) == nil && r.JobID == "age-key" {
-						results <- r
-					}
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				break
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("run returned: %v\n%s", err, stderr.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no streams after 20s: %v", cerr)
-			}
-			time.Sleep(50 * time.Millisecond)
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		defer rc.Stop()
+		pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err = jobs.Publish(pctx, js, job)
+		pcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case r := <-results:
 			if r.Status != jobs.StatusSucceeded {

@@ -150,25 +150,7 @@ func TestAuthWorkerBinaryRunsAgainstAnAuthenticatedServerAndPicksUpARotatedToken
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The worker provisions the streams; wait for the consumer it binds to.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, cancelInfo := context.WithTimeout(ctx, time.Second)
-		_, err := js.Consumer(c, streams.Jobs, streams.Consumer)
-		cancelInfo()
-		if err == nil {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run returned before provisioning: %v\nlog:\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not provision its consumer within 20s: %v\nlog:\n%s", err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	awaitProvisioned(t, ctx, js, done, &stderr)
 	rc, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
