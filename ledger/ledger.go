@@ -275,11 +275,17 @@ func (l *Ledger) FinishReleasing(ctx context.Context, c *JobClaim, lk *ResourceL
 }
 
 func (l *Ledger) updateJob(ctx context.Context, c *JobClaim) error {
-	// The lease counts as renewed only once the write is acknowledged.
-	prev := c.Record.LeaseUntil
-	c.Record.LeaseUntil = l.now().Add(l.lease)
-	if err := l.write(ctx, c); err != nil {
-		c.Record.LeaseUntil = prev
+	return l.extend(&c.Record.LeaseUntil, func() error { return l.write(ctx, c) })
+}
+
+// extend moves the lease *until one lease length ahead and writes it. The
+// lease counts as renewed only once the write is acknowledged: on failure
+// *until goes back to what it was.
+func (l *Ledger) extend(until *time.Time, write func() error) error {
+	prev := *until
+	*until = l.now().Add(l.lease)
+	if err := write(); err != nil {
+		*until = prev
 		return err
 	}
 	return nil

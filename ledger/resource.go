@@ -65,13 +65,7 @@ func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID s
 
 // RenewResource extends the lock's lease.
 func (l *Ledger) RenewResource(ctx context.Context, lk *ResourceLock) error {
-	prev := lk.Record.LeaseUntil
-	lk.Record.LeaseUntil = l.now().Add(l.lease)
-	if err := l.writeResource(ctx, lk); err != nil {
-		lk.Record.LeaseUntil = prev
-		return err
-	}
-	return nil
+	return l.extend(&lk.Record.LeaseUntil, func() error { return l.writeResource(ctx, lk) })
 }
 
 // ConfirmResource makes sure the lock is still held before a side effect:
