@@ -183,20 +183,16 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string, delivery uint64) (*
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("ledger: create job record: %w", err)
 	}
-	entry, err := l.kv.Get(ctx, key)
+	old, oldRev, err := getRecord[JobRecord](ctx, l.kv, key, "job record")
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		// Expired or deleted between the two calls: the caller retries.
 		return nil, &BusyError{Until: now}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ledger: get job record: %w", err)
-	}
-	var old JobRecord
-	if err := json.Unmarshal(entry.Value(), &old); err != nil {
-		return nil, fmt.Errorf("ledger: decode job record: %w", err)
+		return nil, err
 	}
 	if old.State == StateFinal {
-		return &JobClaim{Record: old, rev: entry.Revision()}, nil
+		return &JobClaim{Record: old, rev: oldRev}, nil
 	}
 	if now.Before(old.LeaseUntil) {
 		return nil, &BusyError{Holder: old.Owner, Until: old.LeaseUntil}
@@ -208,7 +204,7 @@ func (l *Ledger) ClaimJob(ctx context.Context, jobID string, delivery uint64) (*
 	old.LeaseUntil = now.Add(l.lease)
 	old.Attempts++
 	old.Deliveries = max(old.Deliveries, delivery)
-	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
+	rev, err = l.kv.Update(ctx, key, mustJSON(old), oldRev)
 	if err != nil {
 		if isConflict(err) {
 			return nil, &BusyError{Until: now}
@@ -275,11 +271,17 @@ func (l *Ledger) FinishReleasing(ctx context.Context, c *JobClaim, lk *ResourceL
 }
 
 func (l *Ledger) updateJob(ctx context.Context, c *JobClaim) error {
-	// The lease counts as renewed only once the write is acknowledged.
-	prev := c.Record.LeaseUntil
-	c.Record.LeaseUntil = l.now().Add(l.lease)
-	if err := l.write(ctx, c); err != nil {
-		c.Record.LeaseUntil = prev
+	return l.extend(&c.Record.LeaseUntil, func() error { return l.write(ctx, c) })
+}
+
+// extend moves the lease *until one lease length ahead and writes it. The
+// lease counts as renewed only once the write is acknowledged: on failure
+// *until goes back to what it was.
+func (l *Ledger) extend(until *time.Time, write func() error) error {
+	prev := *until
+	*until = l.now().Add(l.lease)
+	if err := write(); err != nil {
+		*until = prev
 		return err
 	}
 	return nil
@@ -307,17 +309,13 @@ func (l *Ledger) casWrite(ctx context.Context, key string, rev *uint64, value []
 		if !isConflict(err) {
 			return fmt.Errorf("ledger: update %s: %w", key, err)
 		}
-		entry, gerr := l.kv.Get(ctx, key)
-		if try > 0 || gerr != nil {
-			return ErrLost
-		}
-		var current struct {
+		current, currentRev, gerr := getRecord[struct {
 			Token string `json:"token"`
-		}
-		if json.Unmarshal(entry.Value(), &current) != nil || current.Token != token {
+		}](ctx, l.kv, key, "record")
+		if try > 0 || gerr != nil || current.Token != token {
 			return ErrLost
 		}
-		*rev = entry.Revision()
+		*rev = currentRev
 	}
 }
 
@@ -328,7 +326,7 @@ func (l *Ledger) Settle(ctx context.Context, jobID string, r jobs.Result) (JobRe
 	key := jobKey(jobID)
 	for range 5 {
 		rec := JobRecord{JobID: jobID, State: StateFinal, Owner: l.owner, StartedAt: r.StartedAt, Attempts: r.Attempts, Result: &r}
-		entry, err := l.kv.Get(ctx, key)
+		old, oldRev, err := getRecord[JobRecord](ctx, l.kv, key, "job record")
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			if _, err := l.kv.Create(ctx, key, mustJSON(rec)); err == nil {
@@ -338,18 +336,14 @@ func (l *Ledger) Settle(ctx context.Context, jobID string, r jobs.Result) (JobRe
 			}
 			continue
 		case err != nil:
-			return JobRecord{}, fmt.Errorf("ledger: settle: %w", err)
-		}
-		var old JobRecord
-		if err := json.Unmarshal(entry.Value(), &old); err != nil {
-			return JobRecord{}, fmt.Errorf("ledger: decode job record: %w", err)
+			return JobRecord{}, err
 		}
 		if old.State == StateFinal {
 			return old, nil
 		}
 		rec.StartedAt, rec.Attempts = old.StartedAt, max(old.Attempts, r.Attempts)
 		rec.Result.StartedAt, rec.Result.Attempts = rec.StartedAt, rec.Attempts
-		if _, err := l.kv.Update(ctx, key, mustJSON(rec), entry.Revision()); err == nil {
+		if _, err := l.kv.Update(ctx, key, mustJSON(rec), oldRev); err == nil {
 			return rec, nil
 		} else if !isConflict(err) {
 			return JobRecord{}, fmt.Errorf("ledger: settle: %w", err)
@@ -361,18 +355,24 @@ func (l *Ledger) Settle(ctx context.Context, jobID string, r jobs.Result) (JobRe
 // ReadJob reads a job's record from the bucket without claiming anything;
 // it is how a producer looks up a past job's result.
 func ReadJob(ctx context.Context, kv jetstream.KeyValue, jobID string) (JobRecord, error) {
-	entry, err := kv.Get(ctx, jobKey(jobID))
+	rec, _, err := getRecord[JobRecord](ctx, kv, jobKey(jobID), "job record")
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return JobRecord{}, fmt.Errorf("%w: job %q", ErrNotFound, jobID)
 	}
+	return rec, err
+}
+
+// getRecord reads the record at key and its revision; what names the
+// record in errors. A missing key's error matches jetstream.ErrKeyNotFound.
+func getRecord[T any](ctx context.Context, kv jetstream.KeyValue, key, what string) (rec T, rev uint64, err error) {
+	entry, err := kv.Get(ctx, key)
 	if err != nil {
-		return JobRecord{}, fmt.Errorf("ledger: get job record: %w", err)
+		return rec, 0, fmt.Errorf("ledger: get %s: %w", what, err)
 	}
-	var rec JobRecord
 	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-		return JobRecord{}, fmt.Errorf("ledger: decode job record: %w", err)
+		return rec, 0, fmt.Errorf("ledger: decode %s: %w", what, err)
 	}
-	return rec, nil
+	return rec, entry.Revision(), nil
 }
 
 // boundedKV gives every call of the bucket its own deadline.

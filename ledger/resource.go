@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -33,16 +32,12 @@ func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID s
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("ledger: create resource record: %w", err)
 	}
-	entry, err := l.kv.Get(ctx, key)
+	old, oldRev, err := getRecord[ResourceRecord](ctx, l.kv, key, "resource record")
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, &BusyError{Until: now}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ledger: get resource record: %w", err)
-	}
-	var old ResourceRecord
-	if err := json.Unmarshal(entry.Value(), &old); err != nil {
-		return nil, fmt.Errorf("ledger: decode resource record: %w", err)
+		return nil, err
 	}
 	if err := l.foldRelease(ctx, &old); err != nil {
 		return nil, err
@@ -53,7 +48,7 @@ func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID s
 		return nil, &BusyError{Holder: old.Holder, Until: old.LeaseUntil}
 	}
 	old.Holder, old.Owner, old.Token, old.LeaseUntil = jobID, l.owner, newToken(), now.Add(l.lease)
-	rev, err = l.kv.Update(ctx, key, mustJSON(old), entry.Revision())
+	rev, err = l.kv.Update(ctx, key, mustJSON(old), oldRev)
 	if err != nil {
 		if isConflict(err) {
 			return nil, &BusyError{Until: now}
@@ -65,13 +60,7 @@ func (l *Ledger) LockResource(ctx context.Context, res jobs.ResourceKey, jobID s
 
 // RenewResource extends the lock's lease.
 func (l *Ledger) RenewResource(ctx context.Context, lk *ResourceLock) error {
-	prev := lk.Record.LeaseUntil
-	lk.Record.LeaseUntil = l.now().Add(l.lease)
-	if err := l.writeResource(ctx, lk); err != nil {
-		lk.Record.LeaseUntil = prev
-		return err
-	}
-	return nil
+	return l.extend(&lk.Record.LeaseUntil, func() error { return l.writeResource(ctx, lk) })
 }
 
 // ConfirmResource makes sure the lock is still held before a side effect:
@@ -114,16 +103,12 @@ func (l *Ledger) foldRelease(ctx context.Context, rec *ResourceRecord) error {
 	if rec.Holder == "" {
 		return nil
 	}
-	entry, err := l.kv.Get(ctx, jobKey(rec.Holder))
+	job, _, err := getRecord[JobRecord](ctx, l.kv, jobKey(rec.Holder), "holder's job record")
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil // not claimed through this ledger, or expired: the lease decides
 	}
 	if err != nil {
-		return fmt.Errorf("ledger: get holder's job record: %w", err)
-	}
-	var job JobRecord
-	if err := json.Unmarshal(entry.Value(), &job); err != nil {
-		return fmt.Errorf("ledger: decode holder's job record: %w", err)
+		return err
 	}
 	if job.State != StateFinal || job.Released == nil || job.Released.Token != rec.Token {
 		return nil

@@ -112,8 +112,8 @@ func (w *Worker) execute(ctx context.Context, d *delivery, call executor.Call) (
 	defer func() {
 		if p := recover(); p != nil {
 			w.cfg.Metrics.Panic()
-			err = &panicError{value: p, stack: stack()}
-			d.logger().Error("panic while applying job", "panic", fmt.Sprint(p), "stack", err.(*panicError).stack)
+			err = &panicError{value: p}
+			d.logger().Error("panic while applying job", "panic", fmt.Sprint(p), "stack", stack())
 		}
 	}()
 	return w.exec.Execute(ctx, d.job, call)

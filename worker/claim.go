@@ -49,7 +49,9 @@ func (w *Worker) busy(d *delivery, err error, reason string) fate {
 // claimJob waits, keeping the message alive, while another claim on the job
 // is live: after a crash the redelivery usually comes as the dead worker's
 // lease runs out, and a nak would spend a delivery on nothing. It gives up
-// after two ack waits (a live duplicate still running).
+// after two ack waits (a live duplicate still running). Like lockResource,
+// it waits out a JetStream outage too (stored): it is no reason to spend a
+// delivery.
 func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
 	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.JobClaim, error) {
 		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.JobClaim, error) {
@@ -57,9 +59,6 @@ func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, e
 		})
 	})
 }
-
-// Both wait out a JetStream outage too (stored): it is no reason to spend
-// a delivery.
 
 // lockResource waits, keeping the message alive, until the job holds its
 // resource: jobs on one resource run one at a time, and waiting here rather

@@ -266,10 +266,7 @@ func (w *Worker) keepAlive(ctx context.Context, cancel context.CancelFunc, d *de
 }
 
 // panicError is a recovered panic, reported as the job's error.
-type panicError struct {
-	value any
-	stack string
-}
+type panicError struct{ value any }
 
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
