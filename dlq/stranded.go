@@ -76,13 +76,18 @@ func FindStranded(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyV
 			return nil, 0, fmt.Errorf("dlq: stranded: message %d: %w", seq, err)
 		}
 		st := Stranded{StreamSeq: seq, Subject: raw.Subject, Published: raw.Time, header: raw.Header, data: raw.Data}
+		// A valid job's claim, if it has one, is in its resource's record.
+		read := ledger.ReadJob
 		if job, err := jobs.Decode(raw.Subject, raw.Header, raw.Data); err == nil {
 			st.JobID, st.valid = job.ID(), true
+			read = func(ctx context.Context, kv jetstream.KeyValue, id string) (ledger.JobRecord, error) {
+				return ledger.ReadClaim(ctx, kv, id, job.Resource())
+			}
 		} else if de := (*jobs.DecodeError)(nil); errors.As(err, &de) {
 			st.JobID = de.JobID
 		}
 		if st.JobID != "" {
-			rec, err := ledger.ReadJob(ctx, kv, st.JobID)
+			rec, err := read(ctx, kv, st.JobID)
 			if err == nil && (rec.State == ledger.StateFinal || rec.LeaseUntil.After(time.Now())) {
 				continue
 			}

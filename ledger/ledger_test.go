@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -56,160 +57,176 @@ func setupBucket(t *testing.T) (a, b *ledger.Ledger, clk *clock, kv jetstream.Ke
 	return mk("worker-a"), mk("worker-b"), clk, kv
 }
 
+var (
+	resK = jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: "k"}
+	resC = jobs.ResourceKey{Project: "P", Kind: jobs.KindCertificate, Name: "c"}
+)
+
+func succeeded(id string) jobs.Result { return jobs.Result{JobID: id, Status: jobs.StatusSucceeded} }
+
+// claim claims the job or fails the test.
+func claim(t *testing.T, l *ledger.Ledger, id string, res jobs.ResourceKey, delivery uint64) *ledger.Claim {
+	t.Helper()
+	c, err := l.Claim(context.Background(), id, res, delivery)
+	if err != nil {
+		t.Fatalf("claim %s: %v", id, err)
+	}
+	if c.Final != nil {
+		t.Fatalf("claim %s: found final (%s), want a claim", id, c.Final.Result.Status)
+	}
+	return c
+}
+
+// busyOn fails the test unless err is a *BusyError naming job.
+func busyOn(t *testing.T, err error, job, what string) {
+	t.Helper()
+	var busy *ledger.BusyError
+	if !errors.As(err, &busy) || busy.Job != job {
+		t.Errorf("%s: %v, want busy, held by job %s", what, err, job)
+	}
+}
+
 func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 	t.Parallel()
 	a, b, clk := setup(t)
 	ctx := context.Background()
 
-	claim, err := a.ClaimJob(ctx, "job-1", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if claim.Prior != 0 || claim.Record.Attempts != 1 {
-		t.Errorf("fresh claim: prior %d, attempts %d; want 0 and 1 (the claim counts its first attempt)", claim.Prior, claim.Record.Attempts)
+	c := claim(t, a, "job-1", resK, 1)
+	if c.Prior != 0 || c.Record.Attempts != 1 {
+		t.Errorf("fresh claim: prior %d, attempts %d; want 0 and 1 (the claim counts its first attempt)", c.Prior, c.Record.Attempts)
 	}
 	var busy *ledger.BusyError
-	if _, err := b.ClaimJob(ctx, "job-1", 1); !errors.As(err, &busy) || busy.Holder != "worker-a" {
+	if _, err := b.Claim(ctx, "job-1", resK, 1); !errors.As(err, &busy) || busy.Holder != "worker-a" || busy.Job != "job-1" {
 		t.Fatalf("second worker's claim: %v, want busy, held by worker-a", err)
 	}
-	if _, err := a.ClaimJob(ctx, "job-1", 1); !errors.Is(err, ledger.ErrBusy) {
+	if _, err := a.Claim(ctx, "job-1", resK, 1); !errors.Is(err, ledger.ErrBusy) {
 		t.Fatalf("the same worker claiming again: %v, want busy: one process must not run a job twice", err)
 	}
 	// The first attempt is counted by the claim; the second is written.
-	if err := a.Attempt(ctx, claim, 1); err != nil {
+	if err := a.Attempt(ctx, c, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Attempt(ctx, claim, 2); err != nil {
+	if err := a.Attempt(ctx, c, 2); err != nil {
 		t.Fatal(err)
 	}
 
 	clk.advance(2 * time.Minute) // worker-a died: its lease lapses
-	taken, err := b.ClaimJob(ctx, "job-1", 1)
-	if err != nil {
-		t.Fatalf("claim after the lease: %v", err)
+	taken := claim(t, b, "job-1", resK, 2)
+	if taken.Prior != 2 || taken.Record.Attempts != 3 || taken.Record.Owner != "worker-b" || taken.Record.Deliveries != 2 {
+		t.Errorf("taken over: prior %d, attempts %d, owner %s, deliveries %d; want 2, 3, worker-b, 2", taken.Prior, taken.Record.Attempts, taken.Record.Owner, taken.Record.Deliveries)
 	}
-	if taken.Prior != 2 || taken.Record.Attempts != 3 || taken.Record.Owner != "worker-b" {
-		t.Errorf("taken over: prior %d, attempts %d, owner %s; want 2, 3, worker-b", taken.Prior, taken.Record.Attempts, taken.Record.Owner)
-	}
-	if err := a.Renew(ctx, claim); !errors.Is(err, ledger.ErrLost) {
+	if err := a.Renew(ctx, c); !errors.Is(err, ledger.ErrLost) {
 		t.Errorf("the old holder renewing: %v, want ErrLost", err)
 	}
-	if err := b.Finish(ctx, taken, jobs.Result{JobID: "job-1", Status: jobs.StatusSucceeded}); err != nil {
+	if err := b.Finish(ctx, taken, 0, succeeded("job-1")); err != nil {
 		t.Fatal(err)
 	}
-	final, err := a.ClaimJob(ctx, "job-1", 1)
-	if err != nil || final.Record.State != ledger.StateFinal || final.Record.Result.Status != jobs.StatusSucceeded {
+	final, err := a.Claim(ctx, "job-1", resK, 3)
+	if err != nil || final.Final == nil || final.Final.Result.Status != jobs.StatusSucceeded {
 		t.Errorf("claim of a final job: %+v, %v; want the stored result", final, err)
+	}
+	if err := a.Finish(ctx, c, 0, succeeded("job-1")); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("the old holder finishing: %v, want ErrLost", err)
 	}
 }
 
 // A job may wait long for its first attempt (for a call slot, across a
 // network partition). Once half its lease has gone by, the attempt checks
-// with a write that the job and its resource are still held.
+// with a write that the claim is still held.
 func TestAFirstAttemptAfterALongWaitChecksTheClaim(t *testing.T) {
 	t.Parallel()
 	a, b, clk := setup(t)
 	ctx := context.Background()
-	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: "k"}
-	claim, err := a.ClaimJob(ctx, "job-wait", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, err := a.LockResource(ctx, res, "job-wait")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := claim(t, a, "job-wait", resK, 1)
 
-	// Still held after 40s of a 1m lease: the check renews both leases.
+	// Still held after 40s of a 1m lease: the check renews the lease.
 	clk.advance(40 * time.Second)
-	if err := a.Attempt(ctx, claim, 1); err != nil {
+	if err := a.Attempt(ctx, c, 1); err != nil {
 		t.Fatalf("attempt 1 after 40s: %v", err)
 	}
-	if err := a.ConfirmResource(ctx, lk); err != nil {
-		t.Fatalf("resource after 40s: %v", err)
-	}
 	clk.advance(40 * time.Second) // 80s after the claim, 40s after the renewal
-	if _, err := b.ClaimJob(ctx, "job-wait", 1); !errors.Is(err, ledger.ErrBusy) {
+	if _, err := b.Claim(ctx, "job-wait", resK, 2); !errors.Is(err, ledger.ErrBusy) {
 		t.Fatalf("another worker 40s after the renewal: %v, want busy", err)
 	}
 
 	// Taken over while the first worker was cut off: its attempt must not go out.
 	clk.advance(2 * time.Minute)
-	if _, err := b.ClaimJob(ctx, "job-wait", 1); err != nil {
-		t.Fatalf("takeover: %v", err)
-	}
-	if _, err := b.LockResource(ctx, res, "job-wait"); err != nil {
-		t.Fatalf("resource takeover: %v", err)
-	}
-	if err := a.Attempt(ctx, claim, 1); !errors.Is(err, ledger.ErrLost) {
+	claim(t, b, "job-wait", resK, 2)
+	if err := a.Attempt(ctx, c, 1); !errors.Is(err, ledger.ErrLost) {
 		t.Errorf("first attempt after the takeover: %v, want ErrLost", err)
-	}
-	if err := a.ConfirmResource(ctx, lk); !errors.Is(err, ledger.ErrLost) {
-		t.Errorf("resource after the takeover: %v, want ErrLost", err)
 	}
 }
 
 func TestAReleasedJobIsTakenAtOnce(t *testing.T) {
 	t.Parallel()
-	a, b, _ := setup(t)
+	a, b, _, kv := setupBucket(t)
 	ctx := context.Background()
-	claim, err := a.ClaimJob(ctx, "job-2", 1)
-	if err != nil {
+	c := claim(t, a, "job-2", resK, 1)
+	c.Sent(1)
+	if err := a.Release(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Release(ctx, claim); err != nil {
+	again := claim(t, b, "job-2", resK, 2)
+	if again.Prior != 1 || again.Record.Deliveries != 2 {
+		t.Errorf("claim after release: prior %d, deliveries %d; want 1 and 2", again.Prior, again.Record.Deliveries)
+	}
+	again.Sent(2)
+	if err := b.Release(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.ClaimJob(ctx, "job-2", 1); err != nil {
-		t.Errorf("claim after release: %v, want it at once", err)
+
+	// Another job takes the resource at once too, writing the released
+	// claim out to its job, whose next claim still counts its attempts.
+	other := claim(t, a, "other", resK, 1)
+	rec, err := ledger.ReadClaim(ctx, kv, "job-2", resK)
+	if err != nil || rec.State != ledger.StateRunning || rec.Attempts != 3 || rec.Deliveries != 2 || !rec.LeaseUntil.IsZero() {
+		t.Fatalf("the released job after another took its resource: %+v, %v; want running, 3 attempts, 2 deliveries, no lease", rec, err)
+	}
+	if err := a.Finish(ctx, other, 0, succeeded("other")); err != nil {
+		t.Fatal(err)
+	}
+	if third := claim(t, b, "job-2", resK, 3); third.Prior != 3 || third.Record.Deliveries != 3 {
+		t.Errorf("the released job's next claim: prior %d, deliveries %d; want 3 and 3", third.Prior, third.Record.Deliveries)
 	}
 }
 
 func TestAResourceRemembersItsLastAppliedJob(t *testing.T) {
 	t.Parallel()
-	a, b, clk := setup(t)
+	a, b, clk, kv := setupBucket(t)
 	ctx := context.Background()
-	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindCertificate, Name: "c"}
 
-	lk, err := a.LockResource(ctx, res, "newer")
-	if err != nil {
+	newer := claim(t, a, "newer", resC, 7)
+	_, err := b.Claim(ctx, "older", resC, 1)
+	busyOn(t, err, "newer", "second job claiming")
+	if err := a.Finish(ctx, newer, 7, succeeded("newer")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.LockResource(ctx, res, "older"); !errors.Is(err, ledger.ErrBusy) {
-		t.Fatalf("second job locking: %v, want busy", err)
+	older := claim(t, b, "older", resC, 1)
+	if older.Record.LastSeq != 7 || older.Record.LastJobID != "newer" {
+		t.Errorf("after the newer job: last %d by %q, want 7 by \"newer\"", older.Record.LastSeq, older.Record.LastJobID)
 	}
-	if err := a.UnlockResource(ctx, lk, 7); err != nil {
+	// A job not applied frees the resource without changing its history.
+	if err := b.Finish(ctx, older, 0, jobs.Result{JobID: "older", Status: jobs.StatusSuperseded}); err != nil {
 		t.Fatal(err)
 	}
-	lk2, err := b.LockResource(ctx, res, "older")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lk2.Record.LastSeq != 7 || lk2.Record.LastJobID != "newer" {
-		t.Errorf("after the newer job: last %d by %q, want 7 by \"newer\"", lk2.Record.LastSeq, lk2.Record.LastJobID)
-	}
-	// A failed job frees the resource without changing its history.
-	if err := b.UnlockResource(ctx, lk2, 0); err != nil {
-		t.Fatal(err)
-	}
-	// A dead holder's lock lapses with its lease; its own job may retake it.
-	held, err := a.LockResource(ctx, res, "crashed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.LockResource(ctx, res, "crashed"); err != nil {
-		t.Errorf("the same job retaking its lock: %v, want it at once", err)
-	}
-	if _, err := b.LockResource(ctx, res, "other"); !errors.Is(err, ledger.ErrBusy) {
-		t.Errorf("another job before the lease lapses: %v, want busy", err)
-	}
+
+	// A dead holder's claim lapses with its lease; until then every job
+	// waits, its own included (a live duplicate must not run it twice).
+	crashed := claim(t, a, "crashed", resC, 1)
+	_, err = a.Claim(ctx, "crashed", resC, 2)
+	busyOn(t, err, "crashed", "the same job claiming again")
+	_, err = b.Claim(ctx, "other", resC, 1)
+	busyOn(t, err, "crashed", "another job before the lease lapses")
 	clk.advance(2 * time.Minute)
-	lk3, err := b.LockResource(ctx, res, "other")
-	if err != nil || lk3.Record.LastSeq != 7 {
-		t.Errorf("after the lease: %+v, %v; want the lock with last seq 7", lk3, err)
+	other := claim(t, b, "other", resC, 1)
+	if other.Record.LastSeq != 7 {
+		t.Errorf("after the lease: last seq %d, want 7", other.Record.LastSeq)
 	}
-	if err := a.UnlockResource(ctx, held, 9); !errors.Is(err, ledger.ErrLost) {
-		t.Errorf("the lapsed holder unlocking: %v, want ErrLost", err)
+	if rec, err := ledger.ReadClaim(ctx, kv, "crashed", resC); err != nil || rec.State != ledger.StateRunning || rec.Attempts != 1 {
+		t.Errorf("the lapsed job after the takeover: %+v, %v; want running with its 1 attempt", rec, err)
+	}
+	if err := a.Finish(ctx, crashed, 9, succeeded("crashed")); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("the lapsed holder finishing: %v, want ErrLost", err)
 	}
 }
 
@@ -217,27 +234,28 @@ func TestSettleFinishesAJobWhoseWorkersDied(t *testing.T) {
 	t.Parallel()
 	a, b, _, kv := setupBucket(t)
 	ctx := context.Background()
-	if _, err := a.ClaimJob(ctx, "stranded", 1); err != nil {
-		t.Fatal(err)
-	}
+	stranded := claim(t, a, "stranded", resK, 1)
 	failed := jobs.Result{JobID: "stranded", Status: jobs.StatusFailed, Error: &jobs.ResultError{Code: "retries_exhausted"}}
-	rec, err := b.Settle(ctx, "stranded", failed)
+	rec, err := b.Settle(ctx, "stranded", resK, failed)
 	if err != nil || rec.State != ledger.StateFinal || rec.Result.Status != jobs.StatusFailed || rec.Attempts != 1 {
 		t.Fatalf("settle: %+v, %v; want final, failed, its 1 attempt kept", rec, err)
 	}
+	if err := a.Finish(ctx, stranded, 0, succeeded("stranded")); !errors.Is(err, ledger.ErrLost) {
+		t.Errorf("the worker finishing a settled job: %v, want ErrLost", err)
+	}
 	// A job that did finish keeps its own result.
-	done, err := a.ClaimJob(ctx, "done", 1)
-	if err != nil {
+	done := claim(t, a, "done", resC, 1)
+	if err := a.Finish(ctx, done, 0, succeeded("done")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Finish(ctx, done, jobs.Result{JobID: "done", Status: jobs.StatusSucceeded}); err != nil {
-		t.Fatal(err)
-	}
-	if rec, err := b.Settle(ctx, "done", failed); err != nil || rec.Result.Status != jobs.StatusSucceeded {
+	if rec, err := b.Settle(ctx, "done", resC, failed); err != nil || rec.Result.Status != jobs.StatusSucceeded {
 		t.Errorf("settling a finished job: %+v, %v; want its succeeded result kept", rec, err)
 	}
 	if _, err := ledger.ReadJob(ctx, kv, "never-seen"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("an unknown job: %v, want ErrNotFound", err)
+	}
+	if _, err := ledger.ReadClaim(ctx, kv, "never-seen", resK); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("an unknown job's claim: %v, want ErrNotFound", err)
 	}
 }
 
@@ -248,45 +266,140 @@ func TestAJobMadeFinalFreesItsResourceInTheSameWrite(t *testing.T) {
 	res := jobs.ResourceKey{Project: "P", Kind: jobs.KindCertificate, Name: "released"}
 	finish := func(id string, applied uint64) {
 		t.Helper()
-		c, err := a.ClaimJob(ctx, id, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lk, err := a.LockResource(ctx, res, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.FinishReleasing(ctx, c, lk, applied, jobs.Result{JobID: id, Status: jobs.StatusSucceeded}); err != nil {
+		if err := a.Finish(ctx, claim(t, a, id, res, 1), applied, succeeded(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	finish("applied", 7)
-	lk, err := b.LockResource(ctx, res, "next")
-	if err != nil {
-		t.Fatalf("locking after the holder was made final: %v, want the lock at once", err)
+	next := claim(t, b, "next", res, 1)
+	if next.Record.LastSeq != 7 || next.Record.LastJobID != "applied" {
+		t.Errorf("after the applied job: last %d by %q, want 7 by \"applied\"", next.Record.LastSeq, next.Record.LastJobID)
 	}
-	if lk.Record.LastSeq != 7 || lk.Record.LastJobID != "applied" {
-		t.Errorf("after the applied job: last %d by %q, want 7 by \"applied\"", lk.Record.LastSeq, lk.Record.LastJobID)
-	}
-	if err := b.UnlockResource(ctx, lk, 0); err != nil {
+	if err := b.Finish(ctx, next, 0, succeeded("next")); err != nil {
 		t.Fatal(err)
 	}
 
 	// A job made final without being applied (superseded, failed) frees the
 	// resource and leaves its history alone.
 	finish("not-applied", 0)
-	lk, err = b.LockResource(ctx, res, "after")
-	if err != nil || lk.Record.LastSeq != 7 || lk.Record.LastJobID != "applied" {
-		t.Fatalf("after a job not applied: %+v, %v; want the lock with last 7 by \"applied\"", lk, err)
+	after := claim(t, b, "after", res, 1)
+	if after.Record.LastSeq != 7 || after.Record.LastJobID != "applied" {
+		t.Fatalf("after a job not applied: last %d by %q; want 7 by \"applied\"", after.Record.LastSeq, after.Record.LastJobID)
 	}
 
 	// A job settled by someone else (its worker may still be calling) keeps
-	// its lock until the lease lapses.
-	if _, err := a.Settle(ctx, "after", jobs.Result{JobID: "after", Status: jobs.StatusFailed}); err != nil {
+	// the resource until the lease lapses.
+	if _, err := a.Settle(ctx, "after", res, jobs.Result{JobID: "after", Status: jobs.StatusFailed}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.LockResource(ctx, res, "other"); !errors.Is(err, ledger.ErrBusy) {
-		t.Errorf("locking a resource whose holder was settled by another: %v, want busy", err)
+	_, err := a.Claim(ctx, "other", res, 1)
+	busyOn(t, err, "after", "claiming a resource whose holder was settled by another")
+}
+
+// Two messages of one job (a producer publishing it again after the
+// duplicate window) may run at once: whichever claims the resource second
+// finds the job final, however many jobs ran on the resource in between,
+// and gives the resource back.
+func TestTwoDeliveriesOfOneJobApplyItOnce(t *testing.T) {
+	t.Parallel()
+	a, b, _ := setup(t)
+	ctx := context.Background()
+
+	first := claim(t, a, "twice", resK, 1)
+	_, err := b.Claim(ctx, "twice", resK, 1)
+	busyOn(t, err, "twice", "the second message while the first runs")
+	if err := a.Finish(ctx, first, 3, succeeded("twice")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := b.Claim(ctx, "twice", resK, 1); err != nil || c.Final == nil {
+		t.Fatalf("the second message after the first finished: %+v, %v; want the job final", c, err)
+	}
+
+	// Another job ran on the resource after it: the second message takes
+	// the resource, reads the job final, and frees the resource again.
+	if err := a.Finish(ctx, claim(t, a, "between", resK, 1), 5, succeeded("between")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := b.Claim(ctx, "twice", resK, 1); err != nil || c.Final == nil || c.Final.Result.Status != jobs.StatusSucceeded {
+		t.Fatalf("the second message after another job: %+v, %v; want the job final", c, err)
+	}
+	if next := claim(t, b, "next", resK, 1); next.Record.LastSeq != 5 || next.Record.LastJobID != "between" {
+		t.Errorf("the next job: last %d by %q, want 5 by \"between\" and the resource free", next.Record.LastSeq, next.Record.LastJobID)
+	}
+}
+
+// A delivery that gave up waiting for its resource leaves its delivery
+// count in the job record (for the stranded-jobs check); the holder of the
+// resource, the same job's other message included, finishes regardless.
+func TestWaitedRecordsTheDeliveriesOfAJobThatNeverGotItsResource(t *testing.T) {
+	t.Parallel()
+	a, b, _, kv := setupBucket(t)
+	ctx := context.Background()
+
+	holder := claim(t, a, "holder", resK, 1)
+	if err := b.Waited(ctx, "waiting", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Waited(ctx, "waiting", 2); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := ledger.ReadClaim(ctx, kv, "waiting", resK); err != nil || rec.State != ledger.StateRunning || rec.Deliveries != 3 || rec.Attempts != 0 {
+		t.Errorf("a job that waited: %+v, %v; want running, 3 deliveries, no attempt", rec, err)
+	}
+	// The holder's own duplicate waited too.
+	if err := b.Waited(ctx, "holder", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Finish(ctx, holder, 1, succeeded("holder")); err != nil {
+		t.Fatalf("finishing a job whose duplicate waited: %v", err)
+	}
+	rec, err := ledger.ReadJob(ctx, kv, "holder")
+	if err != nil || rec.State != ledger.StateFinal || rec.Deliveries != 4 {
+		t.Errorf("the finished job: %+v, %v; want final with 4 deliveries", rec, err)
+	}
+	waiting := claim(t, a, "waiting", resK, 4)
+	if err := a.Finish(ctx, waiting, 2, succeeded("waiting")); err != nil {
+		t.Fatalf("finishing a job that waited before: %v", err)
+	}
+}
+
+// A Finish whose reply was lost is sent again; finding its own final
+// record, it succeeds.
+func TestAFinishSentTwiceSucceedsOnce(t *testing.T) {
+	t.Parallel()
+	a, _, _ := setup(t)
+	ctx := context.Background()
+	c := claim(t, a, "again", resK, 1)
+	for i := range 2 {
+		if err := a.Finish(ctx, c, 1, succeeded("again")); err != nil {
+			t.Fatalf("finish %d: %v", i+1, err)
+		}
+	}
+}
+
+// The happy path costs two writes: the claim (a create, or a
+// compare-and-set of the resource record) and the final record.
+func TestAHappyJobCostsTwoWrites(t *testing.T) {
+	t.Parallel()
+	a, b, _, kv := setupBucket(t)
+	ctx := context.Background()
+	lastSeq := func() uint64 {
+		t.Helper()
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq
+	}
+	for i, l := range []*ledger.Ledger{a, b, a} { // a new resource, then one held before
+		id := fmt.Sprintf("happy-%d", i)
+		before := lastSeq()
+		if err := l.Finish(ctx, claim(t, l, id, resC, 1), uint64(i+1), succeeded(id)); err != nil {
+			t.Fatal(err)
+		}
+		if n := lastSeq() - before; n != 2 {
+			t.Errorf("job %s: %d writes, want 2", id, n)
+		}
 	}
 }

@@ -51,10 +51,12 @@ func TestStrandedJobsAreCountedByOneReplica(t *testing.T) {
 		return led
 	}
 	ledgers := map[uint64]*ledger.Ledger{1: claimedAgo(time.Hour), 2: claimedAgo(30 * time.Minute)}
+	byID := map[string]jobs.Job{}
 	for _, j := range []jobs.Job{
 		&jobs.KeyDelete{JobID: "stranded-1", ProjectName: "P", KeyName: "k1"},
 		&jobs.KeyDelete{JobID: "waiting-1", ProjectName: "P", KeyName: "k2"},
 	} {
+		byID[j.ID()] = j
 		if _, err := jobs.Publish(ctx, js, j); err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +76,7 @@ func TestStrandedJobsAreCountedByOneReplica(t *testing.T) {
 		for msg := range batch.Messages() {
 			id := msg.Headers().Get("Nats-Msg-Id")
 			if want == "" || id == want {
-				if _, err := ledgers[delivery].ClaimJob(ctx, id, delivery); err != nil {
+				if _, err := ledgers[delivery].Claim(ctx, id, byID[id].Resource(), delivery); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -94,7 +94,11 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 
 	deadLetter := true
 	if r.JobID != "" && w.cfg.Ledger != nil {
-		rec, err := w.cfg.Ledger.Settle(ctx, r.JobID, r)
+		var res jobs.ResourceKey
+		if j.job != nil {
+			res = j.job.Resource()
+		}
+		rec, err := w.cfg.Ledger.Settle(ctx, r.JobID, res, r)
 		if err != nil {
 			return err
 		}

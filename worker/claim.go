@@ -11,70 +11,62 @@ import (
 	"github.com/apiops-worker/apiops-worker/ledger"
 )
 
-// applyOnce claims the job and its resource in the ledger, and applies the
-// job unless it is final or superseded. settle records the outcome before
-// the result is published.
+// applyOnce claims the job in the ledger (in its resource's record), and
+// applies the job unless it is final or superseded. settle records the
+// outcome before the result is published.
 func (w *Worker) applyOnce(ctx context.Context, d *delivery, h *hold) fate {
-	claim, err := w.claimJob(ctx, d)
+	claim, err := w.claim(ctx, d)
 	if err != nil {
-		return w.busy(d, err, "job_busy")
+		return w.busy(ctx, d, err)
 	}
-	if claim.Record.State == ledger.StateFinal {
-		d.logger().Info("job already final, republishing its result", "status", claim.Record.Result.Status)
-		return fate{action: republish, stored: claim.Record.Result}
+	if claim.Final != nil {
+		d.logger().Info("job already final, republishing its result", "status", claim.Final.Result.Status)
+		return fate{action: republish, stored: claim.Final.Result}
 	}
 	d.started = claim.Record.StartedAt
 	d.with("attempt", claim.Record.Attempts)
 	h.claimed(claim)
-	lock, err := w.lockResource(ctx, d, h)
-	if err != nil {
-		return w.busy(d, err, "resource_busy")
-	}
-	if last := lock.Record.LastSeq; last > d.seq {
-		d.logger().Info("job superseded by a newer job already applied", "superseded_by", lock.Record.LastJobID, "last_seq", last)
-		return fate{action: ack, outcome: &outcome{status: jobs.StatusSuperseded, attempts: claim.Prior, supersededBy: lock.Record.LastJobID}}
+	if last := claim.Record.LastSeq; last > d.seq {
+		d.logger().Info("job superseded by a newer job already applied", "superseded_by", claim.Record.LastJobID, "last_seq", last)
+		return fate{action: ack, outcome: &outcome{status: jobs.StatusSuperseded, attempts: claim.Prior, supersededBy: claim.Record.LastJobID}}
 	}
 	return w.apply(ctx, d, h)
 }
 
-// busy turns a failed claim or lock into a retry.
-func (w *Worker) busy(d *delivery, err error, reason string) fate {
+// busy turns a failed claim into a retry. A delivery that gave up waiting
+// for its resource is recorded in the job record first: a job that spends
+// every delivery waiting is stranded, and only its deliveries tell.
+func (w *Worker) busy(ctx context.Context, d *delivery, err error) fate {
 	var b *ledger.BusyError
 	if !errors.As(err, &b) {
 		d.logger().Warn("ledger unavailable", "err", err)
+		return busy(err, "job_busy", w.cfg.Now(), w.ackWait, w.cfg.RedeliveryDelay(d.deliveries))
+	}
+	reason := "resource_busy"
+	if b.Job == d.jobID {
+		reason = "job_busy"
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if werr := w.cfg.Ledger.Waited(ctx, d.jobID, d.deliveries); werr != nil {
+		d.logger().Warn("could not record the delivery in the ledger", "err", werr)
 	}
 	return busy(err, reason, w.cfg.Now(), w.ackWait, w.cfg.RedeliveryDelay(d.deliveries))
 }
 
-// claimJob waits, keeping the message alive, while another claim on the job
-// is live: after a crash the redelivery usually comes as the dead worker's
-// lease runs out, and a nak would spend a delivery on nothing. It gives up
-// after two ack waits (a live duplicate still running). Like lockResource,
-// it waits out a JetStream outage too (stored): it is no reason to spend a
-// delivery.
-func (w *Worker) claimJob(ctx context.Context, d *delivery) (*ledger.JobClaim, error) {
-	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.JobClaim, error) {
-		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.JobClaim, error) {
-			return w.cfg.Ledger.ClaimJob(ctx, d.jobID, d.deliveries)
-		})
-	})
-}
-
-// lockResource waits, keeping the message alive, until the job holds its
+// claim waits, keeping the message alive, until the job holds its
 // resource: jobs on one resource run one at a time, and waiting here rather
-// than in a nak spends none of the job's deliveries. It gives up after two
-// ack waits, so a job stuck behind a dead holder's lease goes back to the
-// stream.
-func (w *Worker) lockResource(ctx context.Context, d *delivery, h *hold) (*ledger.ResourceLock, error) {
-	lock, err := retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.ResourceLock, error) {
-		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.ResourceLock, error) {
-			return h.ledger.LockResource(ctx, d.job.Resource(), d.jobID)
+// than in a nak spends none of the job's deliveries; after a crash, too,
+// the redelivery usually comes as the dead worker's lease runs out. It
+// gives up after two ack waits, so a job stuck behind a dead holder's lease
+// (or a live duplicate of itself) goes back to the stream. It waits out a
+// JetStream outage too (stored): it is no reason to spend a delivery.
+func (w *Worker) claim(ctx context.Context, d *delivery) (*ledger.Claim, error) {
+	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.Claim, error) {
+		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.Claim, error) {
+			return w.cfg.Ledger.Claim(ctx, d.jobID, d.job.Resource(), d.deliveries)
 		})
 	})
-	if err == nil {
-		h.locked(lock)
-	}
-	return lock, err
 }
 
 // retryBusy calls f until it does not fail with a *ledger.BusyError, backing
@@ -97,43 +89,30 @@ func retryBusy[T any](ctx context.Context, limit time.Duration, f func(context.C
 	return v, err
 }
 
-// hold is the ledger state a job holds while it runs. Progress reports and
+// hold is the ledger claim a job holds while it runs. Progress reports and
 // attempts update it from two goroutines, hence the mutex; a nil hold (no
 // ledger) does nothing. Once the job's keep-alive has stopped, settle reads
 // it alone.
 type hold struct {
 	mu     sync.Mutex
 	ledger *ledger.Ledger
-	claim  *ledger.JobClaim     // nil until the job is claimed
-	lock   *ledger.ResourceLock // nil until the resource is locked
+	claim  *ledger.Claim // nil until the job is claimed
 	// sent counts the HTTP requests this delivery sent.
 	sent int
 }
 
-func (h *hold) claimed(c *ledger.JobClaim) {
+func (h *hold) claimed(c *ledger.Claim) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.claim = c
 }
 
-func (h *hold) locked(lk *ledger.ResourceLock) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.lock = lk
-}
-
 // attempt runs before each HTTP attempt: it counts the attempt and makes
-// sure that the job and its resource are still held.
+// sure that the claim is still held.
 func (h *hold) attempt(ctx context.Context, n int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.ledger.Attempt(ctx, h.claim, n); err != nil {
-		return err
-	}
-	if h.lock == nil {
-		return nil
-	}
-	return h.ledger.ConfirmResource(ctx, h.lock)
+	return h.ledger.Attempt(ctx, h.claim, n)
 }
 
 func (h *hold) renew(ctx context.Context) error {
@@ -145,13 +124,7 @@ func (h *hold) renew(ctx context.Context) error {
 	if h.claim == nil {
 		return nil
 	}
-	if err := h.ledger.Renew(ctx, h.claim); err != nil {
-		return err
-	}
-	if h.lock == nil {
-		return nil
-	}
-	return h.ledger.RenewResource(ctx, h.lock)
+	return h.ledger.Renew(ctx, h.claim)
 }
 
 // sentRequests counts the HTTP requests of one call.
@@ -164,30 +137,18 @@ func (h *hold) sentRequests(n int) {
 	h.sent += n
 }
 
-// giveBack releases the claim and the resource lock for a later delivery,
-// its attempt count set to the requests actually sent; a release that fails
-// lapses with its lease.
+// giveBack releases the claim for a later delivery, its attempt count set
+// to the requests actually sent; a release that fails lapses with its
+// lease.
 func (h *hold) giveBack(ctx context.Context, log *slog.Logger) {
 	h.claim.Sent(h.sent)
 	if err := h.ledger.Release(ctx, h.claim); err != nil {
 		log.Warn("could not release job claim; its lease will expire", "err", err)
-	}
-	h.unlock(ctx, log)
-}
-
-// unlock frees the resource for a later delivery; an unlock that fails
-// lapses with its lease.
-func (h *hold) unlock(ctx context.Context, log *slog.Logger) {
-	if h.lock == nil {
-		return
-	}
-	if err := h.ledger.UnlockResource(ctx, h.lock, 0); err != nil {
-		log.Warn("could not unlock resource; its lease will expire", "err", err)
 	}
 }
 
 // finish records the job's final result r and, in the same write, frees its
 // resource, recording appliedSeq (if not 0) as the last job applied to it.
 func (h *hold) finish(ctx context.Context, appliedSeq uint64, r jobs.Result) error {
-	return h.ledger.FinishReleasing(ctx, h.claim, h.lock, appliedSeq, r)
+	return h.ledger.Finish(ctx, h.claim, appliedSeq, r)
 }

@@ -15,10 +15,9 @@ import (
 )
 
 // maxLedgerWritesPerJob bounds the ledger writes of a job on the happy path:
-// claim, resource lock, and the final result that also frees the lock
-// (docs/ledger.md). Issue 18 asks for two; this bound comes down to 2 with
-// the claim folded into the lock (docs/ledger.md, "Two writes").
-const maxLedgerWritesPerJob = 3
+// the claim in the resource's record, and the final job record that also
+// frees the resource (docs/ledger.md). It was 4, then 3.
+const maxLedgerWritesPerJob = 2
 
 // TestLedgerWritesPerJobOnTheHappyPath counts the key-value writes the
 // worker sends for jobs that each succeed at their first attempt: every

@@ -62,16 +62,21 @@ func result(ctx context.Context, c *common, jobID, format string, stdout, stderr
 		return fmt.Errorf("result: open ledger: %w", err)
 	}
 	rec, err := ledger.ReadJob(ctx, kv, jobID)
-	switch {
-	case errors.Is(err, ledger.ErrNotFound):
-		queued, err := inJobsStream(ctx, js, jobID)
-		if err != nil {
-			return fmt.Errorf("result: %w", err)
+	if errors.Is(err, ledger.ErrNotFound) {
+		// A running job's claim is in its resource's record: the job
+		// message, still in the stream, names the resource.
+		queued, serr := inJobsStream(ctx, js, jobID)
+		if serr != nil {
+			return fmt.Errorf("result: %w", serr)
 		}
-		if queued {
+		if queued == nil {
+			return statusError{exitUnknown, fmt.Errorf("no record of job %q (never published, invalid, or expired from the ledger)", jobID)}
+		}
+		if rec, err = ledger.ReadClaim(ctx, kv, jobID, queued.Resource()); errors.Is(err, ledger.ErrNotFound) {
 			return statusError{exitQueued, fmt.Errorf("job %q is queued: in the jobs stream, not started yet", jobID)}
 		}
-		return statusError{exitUnknown, fmt.Errorf("no record of job %q (never published, invalid, or expired from the ledger)", jobID)}
+	}
+	switch {
 	case err != nil:
 		return fmt.Errorf("result: %w", err)
 	case rec.State != ledger.StateFinal || rec.Result == nil:
@@ -89,19 +94,19 @@ func result(ctx context.Context, c *common, jobID, format string, stdout, stderr
 	return nil
 }
 
-// inJobsStream reports whether a message with job id jobID (its Nats-Msg-Id,
-// or its body's jobId when it has none) waits in
-// the jobs stream. It is a work queue: a message still there has not been
+// inJobsStream returns the job of a message with job id jobID (its
+// Nats-Msg-Id, or its body's jobId when it has none) waiting in the jobs
+// stream, nil if none does (or the message is no valid job). It is a work queue: a message still there has not been
 // finished. A work queue takes no second consumer, so the messages are
 // read one by one, as dlq.FindStranded does, within ctx's bound.
-func inJobsStream(ctx context.Context, js jetstream.JetStream, jobID string) (bool, error) {
+func inJobsStream(ctx context.Context, js jetstream.JetStream, jobID string) (jobs.Job, error) {
 	s, err := js.Stream(ctx, streams.Jobs)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil || info.State.Msgs == 0 {
-		return false, err
+		return nil, err
 	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		raw, err := s.GetMsg(ctx, seq)
@@ -109,19 +114,17 @@ func inJobsStream(ctx context.Context, js jetstream.JetStream, jobID string) (bo
 			continue
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		if id := raw.Header.Get(nats.MsgIdHdr); id == jobID {
-			return true, nil
-		} else if id != "" {
+		if id := raw.Header.Get(nats.MsgIdHdr); id != "" && id != jobID {
 			continue
 		}
 		// A redriven job carries its id in the body only.
 		if job, err := jobs.Decode(raw.Subject, raw.Header, raw.Data); err == nil && job.ID() == jobID {
-			return true, nil
+			return job, nil
 		}
 	}
-	return false, nil
+	return nil, nil
 }
 
 // printResult writes a result as name: value lines.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
+	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
 	"github.com/apiops-worker/apiops-worker/streams"
 )
@@ -65,7 +66,8 @@ func TestResultTellsQueuedAndInProgressApart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.ClaimJob(ctx, "waiting", 1); err != nil {
+		res := jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: "k"}
+		if _, err := l.Claim(ctx, "waiting", res, 1); err != nil {
 			t.Fatal(err)
 		}
 		stdout, stderr, code := enqueue("result", "waiting")
