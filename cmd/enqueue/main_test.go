@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,7 @@ func TestScripts(t *testing.T) {
 	stack.StartWorker(t, workertest.Worker{Config: worker.Config{Concurrency: 4}})
 
 	params := testscript.Params{
+		Condition: condition,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("NATS_URL", stack.Server.ClientURL())
 			return os.WriteFile(filepath.Join(e.WorkDir, "cert.pem"), []byte(pem), 0o600)
@@ -60,27 +63,7 @@ func TestScripts(t *testing.T) {
 				}
 				sim.AddCredential(workertest.Project, args[0], true)
 			},
-			// exits CODE COMMAND ARGS... runs the command and fails unless it
-			// exits with CODE; its output is kept for stdout and stderr.
-			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 2 {
-					ts.Fatalf("usage: exits CODE COMMAND ARGS...")
-				}
-				want, err := strconv.Atoi(args[0])
-				if err != nil {
-					ts.Fatalf("exits: %v", err)
-				}
-				got := 0
-				var ee *exec.ExitError
-				if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
-					got = ee.ExitCode()
-				} else if err != nil {
-					ts.Fatalf("exits: %v", err)
-				}
-				if got != want {
-					ts.Fatalf("exit status %d, want %d", got, want)
-				}
-			},
+			"exits": exits,
 			// waitgone NAME waits up to 20s for the key to be deleted.
 			"waitgone": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
@@ -107,4 +90,44 @@ func TestScripts(t *testing.T) {
 		params.Dir = "testdata/serial"
 		testscript.Run(t, params)
 	})
+}
+
+// exits CODE COMMAND ARGS... runs the command and fails unless it exits
+// with CODE; its output is kept for stdout and stderr.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE COMMAND ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	got := 0
+	var ee *exec.ExitError
+	if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("exit status %d, want %d", got, want)
+	}
+}
+
+// condition answers the scripts' own conditions:
+//
+//	[defaultnatsfree] nothing listens on the default NATS URL's port
+//	                  (127.0.0.1:4222), so that a script can show what a
+//	                  user sees when nothing runs there.
+func condition(cond string) (bool, error) {
+	switch cond {
+	case "defaultnatsfree":
+		ln, err := net.Listen("tcp", "127.0.0.1:4222")
+		if err != nil {
+			return false, nil
+		}
+		ln.Close()
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }

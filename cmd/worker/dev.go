@@ -173,16 +173,18 @@ const (
 // seedSimulator seeds what the sample jobs change (sample-*), and apart from
 // them what the README's and docs/jobs.md's examples act on: my-certificate
 // (update, apply), my-key (key delete), api-user with a public key
-// (credential delete, public key delete). The samples leave those alone,
-// so that each example works after make run.
+// (credential delete, public key delete), and old-key-1, old-key-2 and
+// old-user (examples/jobs.ndjson). The samples leave those alone, so that
+// each example works after make run.
 func seedSimulator(sim *apinizertest.Server, pem string) {
 	sim.AddProject(sampleProject, "production", "staging")
 	for _, name := range []string{"sample-certificate", "sample-old-certificate", "my-certificate"} {
 		sim.AddCertificate(sampleProject, name, pem)
 	}
-	sim.AddKey(sampleProject, "sample-key")
-	sim.AddKey(sampleProject, "my-key")
-	for _, name := range []string{"sample-user", "sample-old-user", "api-user"} {
+	for _, name := range []string{"sample-key", "my-key", "old-key-1", "old-key-2"} {
+		sim.AddKey(sampleProject, name)
+	}
+	for _, name := range []string{"sample-user", "sample-old-user", "api-user", "old-user"} {
 		sim.AddCredential(sampleProject, name, true)
 	}
 }
@@ -226,11 +228,16 @@ func sampleJobs(runID, pem string) []jobs.Job {
 	}
 }
 
-// readmeJob is the job whose result the README's `enqueue result` example
-// reads: a rotation of my-certificate, which stays served.
-func readmeJob(pem string) jobs.Job {
-	return &jobs.CertificateUpdate{JobID: "rotate-2026-11-23-my-certificate", ProjectName: sampleProject, CertificateName: "my-certificate",
-		CertificateFields: jobs.CertificateFields{Alias: "my-alias", CertificateDescription: "Rotated", EnvironmentList: []string{"production", "staging"}, PEMEncodedFile: pem}}
+// readmeJobs are the past jobs the README's examples read: a rotation of
+// my-certificate, which stays served (`enqueue result`), and a delete of a
+// key that does not exist, which Apinizer refuses with 404, so that the
+// dead-letter queue holds one record for `enqueue dlq show` and `replay`.
+func readmeJobs(pem string) []jobs.Job {
+	return []jobs.Job{
+		&jobs.CertificateUpdate{JobID: "rotate-2026-11-23-my-certificate", ProjectName: sampleProject, CertificateName: "my-certificate",
+			CertificateFields: jobs.CertificateFields{Alias: "my-alias", CertificateDescription: "Rotated", EnvironmentList: []string{"production", "staging"}, PEMEncodedFile: pem}},
+		&jobs.KeyDelete{JobID: "delete-2026-11-23-retired-key", ProjectName: sampleProject, KeyName: "retired-key"},
+	}
 }
 
 // publishSamples publishes one job of each kind and prints each result as it
@@ -246,12 +253,16 @@ func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, std
 		return
 	}
 	samples := sampleJobs(time.Now().UTC().Format("20060102T150405"), e.pem)
-	want := make(map[string]bool, len(samples))
-	// The past job the README's `enqueue result` example asks for; not a
-	// sample, so not printed.
-	if _, err := jobs.Publish(ctx, js, readmeJob(e.pem)); err != nil {
-		log.Error("samples: publish", "job_id", readmeJob(e.pem).ID(), "err", err)
-		return
+	// want maps each job awaited to whether its result is printed: the
+	// README's past jobs are not samples, but are awaited too, so that
+	// their result and dead letter exist once the samples have finished.
+	want := make(map[string]bool, len(samples)+2)
+	for _, job := range readmeJobs(e.pem) {
+		if _, err := jobs.Publish(ctx, js, job); err != nil {
+			log.Error("samples: publish", "job_id", job.ID(), "err", err)
+			return
+		}
+		want[job.ID()] = false
 	}
 	for _, job := range samples {
 		if _, err := jobs.Publish(ctx, js, job); err != nil {
@@ -268,11 +279,17 @@ func (e *devEnv) publishSamples(ctx context.Context, js jetstream.JetStream, std
 			return
 		}
 		var r jobs.Result
-		if json.Unmarshal(msg.Data(), &r) != nil || !want[r.JobID] {
+		if json.Unmarshal(msg.Data(), &r) != nil {
+			continue
+		}
+		printed, ok := want[r.JobID]
+		if !ok {
 			continue
 		}
 		delete(want, r.JobID)
-		fmt.Fprintf(stdout, "%s %s\n", msg.Subject(), msg.Data())
+		if printed {
+			fmt.Fprintf(stdout, "%s %s\n", msg.Subject(), msg.Data())
+		}
 	}
 	fmt.Fprintln(stdout, "all sample jobs finished; the worker keeps serving until Ctrl-C")
 }
