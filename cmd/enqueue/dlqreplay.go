@@ -96,8 +96,9 @@ func replay(ctx, waitCtx context.Context, c *common, js jetstream.JetStream, rec
 		// A new id comes with an error when the job went out but its
 		// record stayed: it is waited for all the same. The id is made of
 		// the record's sequence, so a record replayed again after such an
-		// error is a duplicate the server dropped, whose result may be in
-		// the ledger already: expect looks there.
+		// error, within the duplicate window, is a duplicate the server
+		// dropped, whose result may be in the ledger already: expect looks
+		// there (for a new job it finds nothing).
 		if newID != "" && w != nil {
 			if err := w.expect(ctx, newID, true); err != nil {
 				errs = append(errs, err)
