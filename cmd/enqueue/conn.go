@@ -19,11 +19,10 @@ import (
 // common holds the flags that more than one command takes: the NATS
 // connection's, on every command, and the publishing ones.
 type common struct {
-	nats    natsconn.Config
-	id      string
-	wait    bool
-	scoped  bool
-	timeout time.Duration
+	nats   natsconn.Config
+	id     string
+	scoped bool
+	waitFlags
 }
 
 // registerNATS adds the connection flags, named as the nats CLI names them
@@ -54,10 +53,8 @@ func (c *common) registerNATS(fs *pflag.FlagSet, getenv func(string) string) {
 
 // registerPublish adds the flags of the commands that publish jobs.
 func (c *common) registerPublish(fs *pflag.FlagSet) {
-	fs.BoolVar(&c.wait, "wait", false, "wait for each job's result, print it, and fail unless every job succeeded")
+	c.waitFlags.register(fs)
 	fs.BoolVar(&c.scoped, "scoped", false, "publish each job on its project's scoped subject, apiops.<resource>.<action>.<project>")
-	c.timeout = time.Minute
-	fs.Var((*seconds)(&c.timeout), "timeout", "with --wait, how long to wait for the results: a duration (90s, 2m) or a number of seconds")
 }
 
 // seconds is a duration flag that also takes a plain number of seconds.

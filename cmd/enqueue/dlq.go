@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -180,66 +178,6 @@ func oneID(verb string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func dlqReplay(c *common, e env) *cobra.Command {
-	var (
-		subject string
-		all     bool
-		yes     bool
-	)
-	cmd := &cobra.Command{
-		Use:   "replay ID | --all [--subject S]",
-		Short: "Republish dead letters' jobs as new jobs (a new job id, naming the old one)",
-		Args: func(_ *cobra.Command, args []string) error {
-			if all {
-				return noArgs(nil, args)
-			}
-			return oneID("replay")(nil, args)
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return dlqFilteredSession(cmd.Context(), c, e.stderr, subject, func(ctx context.Context, js jetstream.JetStream, filter string) error {
-				var recs []dlq.Record
-				if all {
-					var err error
-					if recs, err = dlq.List(ctx, js, filter, 0); err != nil {
-						return err
-					}
-					if len(recs) == 0 {
-						fmt.Fprintln(e.stderr, "no dead letters to replay")
-						return nil
-					}
-					if err := printRecords(e.stderr, "table", recs); err != nil {
-						return err
-					}
-					if err := confirm(e, yes, fmt.Sprintf("replay these %d dead letter(s)", len(recs))); err != nil {
-						return err
-					}
-				} else {
-					r, err := dlq.Get(ctx, js, args[0])
-					if err != nil {
-						return err
-					}
-					recs = []dlq.Record{r}
-				}
-				var errs []error
-				for _, r := range recs {
-					newID, err := dlq.Replay(ctx, js, r)
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					fmt.Fprintf(e.stdout, "replayed %s as %s\n", strconv.Quote(r.JobID), newID)
-				}
-				fmt.Fprintf(e.stderr, "replayed %d of %d dead letter(s)\n", len(recs)-len(errs), len(recs))
-				return errors.Join(errs...)
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&all, "all", false, "replay every dead letter (of --subject), after showing them and asking")
-	cmd.Flags().StringVar(&subject, "subject", "", "with --all, only dead letters of this job subject")
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with --all, do not ask")
-	return cmd
 }
 
 func dlqStranded(c *common, e env) *cobra.Command {

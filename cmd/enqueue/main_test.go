@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/streams"
@@ -40,11 +42,13 @@ func TestScripts(t *testing.T) {
 	}
 	sim.AddCertificate(workertest.Project, "cert-1", pem)
 	stack.StartWorker(t, workertest.Worker{Config: worker.Config{Concurrency: 4}})
+	idle := idleServer(t)
 
 	params := testscript.Params{
 		Condition: condition,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("NATS_URL", stack.Server.ClientURL())
+			e.Setenv("IDLE_NATS_URL", idle)
 			return os.WriteFile(filepath.Join(e.WorkDir, "cert.pem"), []byte(pem), 0o600)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -130,4 +134,19 @@ func condition(cond string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+// idleServer starts a server with the topology and no worker, for scripts
+// that need jobs to stay without a result (--wait's timeout): they are never
+// taken, so nothing depends on how quick the worker is, and they do not
+// reach the dead letters the serial scripts count.
+func idleServer(t *testing.T) string {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := streams.Provision(ctx, js, streams.Config{}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	return srv.ClientURL()
 }

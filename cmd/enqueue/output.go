@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // output is the --output flag: table for people, json for scripts. Each
@@ -13,7 +14,13 @@ import (
 type output string
 
 func (o *output) register(cmd *cobra.Command, def string) {
-	cmd.Flags().VarP(o, "output", "o", "table or json (default "+def+")")
+	o.flag(cmd.Flags(), "table or json (default "+def+")")
+}
+
+// flag adds -o/--output to fs, for a command whose usage text says more
+// than register's (--wait's).
+func (o *output) flag(fs *pflag.FlagSet, usage string) {
+	fs.VarP(o, "output", "o", usage)
 }
 
 func (o *output) String() string { return string(*o) }

@@ -163,6 +163,9 @@ func skipSpace(data []byte, off int64) int64 {
 // with Nats-Msg-Id set to its job id, and prints the job ids, or with --wait
 // their results.
 func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr io.Writer) error {
+	if err := c.waitFlags.check(); err != nil {
+		return err
+	}
 	nc, js, err := c.connect(ctx, stderr)
 	if err != nil {
 		return err
@@ -171,7 +174,11 @@ func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr
 
 	var w *waiter
 	if c.wait {
-		if w, err = newWaiter(ctx, js, list); err != nil {
+		subjects := make([]string, len(list))
+		for i, o := range list {
+			subjects[i] = o.subject
+		}
+		if w, err = newWaiter(ctx, js, subjects, c.waitFlags); err != nil {
 			return err
 		}
 		defer w.close()
@@ -225,5 +232,5 @@ func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr
 	if w == nil {
 		return nil
 	}
-	return w.wait(ctx, c.timeout, stdout, stderr)
+	return w.wait(ctx, stdout, stderr)
 }

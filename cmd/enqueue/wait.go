@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -23,27 +25,95 @@ import (
 // hold one for nats.go's default of five minutes.
 const scopedWatchInactivity = 30 * time.Second
 
+// waitFlags are the flags of the commands that can wait for their jobs'
+// results: the job commands, publish and dlq replay.
+type waitFlags struct {
+	wait        bool
+	timeout     time.Duration
+	output      output
+	missingFile string
+}
+
+func (f *waitFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.wait, "wait", false, "wait for each job's result, print it, and fail unless every job succeeded")
+	f.timeout = time.Minute
+	fs.Var((*seconds)(&f.timeout), "timeout", "with --wait, how long to wait for the results: a duration (90s, 2m) or a number of seconds")
+	f.output.flag(fs, "with --wait, print the results as JSON lines as they come, or as a table once all are in: table or json (default json)")
+	fs.StringVar(&f.missingFile, "missing-file", "", "with --wait, write the id of each job left without a result to this file, one a line (empty when none is)")
+}
+
+// check refuses the flags that only mean something with --wait, and creates
+// --missing-file before anything is published: a path that cannot be
+// written is better found now than after the wait, and a list from an
+// earlier run must not be read as this run's.
+func (f *waitFlags) check() error {
+	if !f.wait {
+		switch {
+		case f.output != "":
+			return errors.New("--output formats the results of --wait: use it with --wait")
+		case f.missingFile != "":
+			return errors.New("--missing-file lists the jobs --wait got no result for: use it with --wait")
+		}
+		return nil
+	}
+	if f.missingFile == "" {
+		return nil
+	}
+	file, err := os.Create(f.missingFile)
+	if err != nil {
+		return fmt.Errorf("--missing-file: %w", err)
+	}
+	return file.Close()
+}
+
+// writeMissing writes the ids of the jobs left without a result to
+// --missing-file, if given, for a script to check again with enqueue result.
+func (f *waitFlags) writeMissing(ids []string) error {
+	if f.missingFile == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(id)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(f.missingFile, []byte(b.String()), 0o666); err != nil {
+		return fmt.Errorf("--missing-file: %w", err)
+	}
+	return nil
+}
+
 // waiter collects the results of the jobs it was told about. It is started
 // before the jobs are published, so no result can slip past it.
 type waiter struct {
 	js      jetstream.JetStream
+	flags   waitFlags
 	results chan jobs.Result
 	done    chan struct{}
 	watches []jetstream.ConsumeContext
+	// order is every job id expected, once, in the order given: the jobs
+	// left without a result are named in it.
+	order []string
+	// want is true for a job whose result is awaited, false once it is in;
+	// pending counts the trues.
 	want    map[string]bool
+	pending int
 	got     []jobs.Result
+	// tick paces the progress lines; nil is a ticker of progressEvery.
+	// Tests tick by hand.
+	tick <-chan time.Time
 }
 
-// newWaiter watches the results of list. Jobs published on scoped subjects
-// are watched through one consumer per project and subject shape, filtered
-// to apiops.results.*.*.<project>: a producer allowed one project may create
-// no other (deploy/compose/nats-auth.conf). Otherwise one consumer watches
-// every result.
-func newWaiter(ctx context.Context, js jetstream.JetStream, list []outgoing) (*waiter, error) {
-	w := &waiter{js: js, results: make(chan jobs.Result), done: make(chan struct{}), want: make(map[string]bool)}
+// newWaiter watches the results of jobs published on subjects. Jobs
+// published on scoped subjects are watched through one consumer per project
+// and subject shape, filtered to apiops.results.*.*.<project>: a producer
+// allowed one project may create no other (deploy/compose/nats-auth.conf).
+// Otherwise one consumer watches every result.
+func newWaiter(ctx context.Context, js jetstream.JetStream, subjects []string, flags waitFlags) (*waiter, error) {
+	w := &waiter{js: js, flags: flags, results: make(chan jobs.Result), done: make(chan struct{}), want: make(map[string]bool)}
 	var filters []string
-	for _, o := range list {
-		f, scoped := resultFilter(o.subject)
+	for _, subject := range subjects {
+		f, scoped := resultFilter(subject)
 		if !scoped {
 			filters = nil
 			break
@@ -124,7 +194,12 @@ func (w *waiter) close() {
 // expect adds a job to wait for. A duplicate publish was dropped by the
 // server, so its result, if the job is final already, is in the ledger.
 func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error {
+	if _, known := w.want[jobID]; known {
+		return nil // a job id twice in one batch: the second was a duplicate
+	}
+	w.order = append(w.order, jobID)
 	w.want[jobID] = true
+	w.pending++
 	if !duplicate {
 		return nil
 	}
@@ -143,46 +218,79 @@ func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error
 
 func (w *waiter) found(r jobs.Result) {
 	if w.want[r.JobID] {
-		delete(w.want, r.JobID)
+		w.want[r.JobID] = false
+		w.pending--
 		w.got = append(w.got, r)
 	}
 }
 
-// wait prints each result as one JSON line and fails unless every job
-// succeeded within the timeout.
-func (w *waiter) wait(ctx context.Context, timeout time.Duration, stdout, stderr io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// wait prints the results as they come (JSON lines), or once all are in or
+// the time is up (a table, whose columns need every row), reports progress
+// on stderr, names the jobs left without a result, and fails unless every
+// job succeeded within --timeout.
+func (w *waiter) wait(ctx context.Context, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, w.flags.timeout)
 	defer cancel()
-	failed := 0
+	tick := w.tick
+	if tick == nil {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	table := w.flags.output.resolve("json") == "table"
+	var (
+		rows []jobs.Result
+		p    = newProgress(len(w.order))
+	)
 	print := func(r jobs.Result) {
-		line, _ := json.Marshal(r)
-		fmt.Fprintf(stdout, "%s\n", line)
-		printLive(stderr, r)
-		if !done(r) {
-			failed++
+		p.add(r)
+		if table {
+			rows = append(rows, r)
+		} else {
+			line, _ := json.Marshal(r)
+			fmt.Fprintf(stdout, "%s\n", line)
 		}
+		printLive(stderr, r)
 	}
 	for _, r := range w.got {
 		print(r)
 	}
-	for len(w.want) > 0 {
+	for w.pending > 0 {
 		select {
 		case r := <-w.results:
 			if w.want[r.JobID] {
-				delete(w.want, r.JobID)
+				w.want[r.JobID] = false
+				w.pending--
 				print(r)
 			}
+			continue
+		case <-tick:
+			p.report(stderr)
 			continue
 		case <-ctx.Done():
 		}
 		break
 	}
-	if n := len(w.want); n > 0 {
-		fmt.Fprintf(stderr, "no result within %s for %d job(s)\n", timeout, n)
-		return fmt.Errorf("%w: %d without a result, %d did not succeed", errNotSucceeded, n, failed)
+	if table {
+		printResultRows(stdout, rows)
 	}
-	if failed > 0 {
-		return fmt.Errorf("%w: %d did not succeed", errNotSucceeded, failed)
+	var missing []string
+	for _, id := range w.order {
+		if w.want[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		reportMissing(stderr, w.flags, missing)
+	}
+	if err := w.flags.writeMissing(missing); err != nil {
+		return err
+	}
+	if n := len(missing); n > 0 {
+		return fmt.Errorf("%w: %d without a result, %d did not succeed", errNotSucceeded, n, p.failed)
+	}
+	if p.failed > 0 {
+		return fmt.Errorf("%w: %d did not succeed", errNotSucceeded, p.failed)
 	}
 	return nil
 }
