@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +31,10 @@ import (
 //   - ledger=on: the worker as deployed.
 //
 // Each reports jobs/s, its throughput as a fraction of the baseline's
-// (x-baseline) and the client messages the server received per job.
+// (x-baseline), the client messages the server received per job, and the
+// CPU time per job of the whole process (server, simulator and consumer
+// together, cpu-µs/job): the differences between the rows say where a job's
+// microseconds go.
 //
 //	go test -run '^$' -bench Bookkeeping -benchtime 20000x ./worker/
 func BenchmarkBookkeeping(b *testing.B) {
@@ -48,6 +52,7 @@ func BenchmarkBookkeeping(b *testing.B) {
 			in0 := inMsgs(b, stack.Server)
 
 			b.ResetTimer()
+			cpu0 := cpuTime(b)
 			start := time.Now()
 			switch name {
 			case "baseline", "ceiling":
@@ -61,11 +66,13 @@ func BenchmarkBookkeeping(b *testing.B) {
 				b.Fatalf("not every result of %d jobs arrived", b.N)
 			}
 			elapsed := time.Since(start)
+			cpu := cpuTime(b) - cpu0
 			b.StopTimer()
 
 			rate := float64(b.N) / elapsed.Seconds()
 			b.ReportMetric(rate, "jobs/s")
 			b.ReportMetric(float64(inMsgs(b, stack.Server)-in0)/float64(b.N), "server-msgs/job")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/job")
 			if name == "baseline" {
 				baseline = rate
 			} else if baseline > 0 {
@@ -154,4 +161,14 @@ func inMsgs(b *testing.B, s *server.Server) int64 {
 		b.Fatal(err)
 	}
 	return v.InMsgs
+}
+
+// cpuTime is the user and system CPU time the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
