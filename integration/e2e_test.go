@@ -387,6 +387,13 @@ func okPerResource(calls []simCall) map[string]int {
 // ledgerJobs reads every job record of the ledger bucket.
 func ledgerJobs(t testing.TB, js jetstream.JetStream) []ledger.JobRecord {
 	t.Helper()
+	jobs, _ := ledgerRecords(t, js)
+	return jobs
+}
+
+// ledgerRecords reads every job and resource record of the ledger bucket.
+func ledgerRecords(t testing.TB, js jetstream.JetStream) ([]ledger.JobRecord, []ledger.ResourceRecord) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
@@ -398,28 +405,44 @@ func ledgerJobs(t testing.TB, js jetstream.JetStream) []ledger.JobRecord {
 		t.Fatalf("read ledger: %v", err)
 	}
 	defer watcher.Stop()
-	var recs []ledger.JobRecord
+	var (
+		jobs []ledger.JobRecord
+		res  []ledger.ResourceRecord
+	)
 	for entry := range watcher.Updates() {
 		if entry == nil {
-			return recs // every current value has been delivered
+			return jobs, res // every current value has been delivered
 		}
-		var rec ledger.JobRecord
-		if strings.HasPrefix(entry.Key(), "job.") && json.Unmarshal(entry.Value(), &rec) == nil {
-			recs = append(recs, rec)
+		switch key := entry.Key(); {
+		case strings.HasPrefix(key, "job."):
+			var rec ledger.JobRecord
+			if json.Unmarshal(entry.Value(), &rec) == nil {
+				jobs = append(jobs, rec)
+			}
+		case strings.HasPrefix(key, "res."):
+			var rec ledger.ResourceRecord
+			if json.Unmarshal(entry.Value(), &rec) == nil {
+				res = append(res, rec)
+			}
 		}
 	}
 	t.Fatalf("read ledger: %v", ctx.Err())
-	return nil
+	return nil, nil
 }
 
-// runningClaims returns the ids of the jobs whose ledger record is running with a claim
-// by a worker whose owner name begins with host (the worker's host name).
+// runningClaims returns the ids of the jobs not final whose claim, in their resource's
+// record, is by a worker whose owner name begins with host (the worker's host name).
 func runningClaims(t testing.TB, js jetstream.JetStream, host string) []string {
 	t.Helper()
+	jobs, res := ledgerRecords(t, js)
+	final := map[string]bool{}
+	for _, rec := range jobs {
+		final[rec.JobID] = rec.State == ledger.StateFinal
+	}
 	var ids []string
-	for _, rec := range ledgerJobs(t, js) {
-		if rec.State == ledger.StateRunning && ownedBy(rec, host) {
-			ids = append(ids, rec.JobID)
+	for _, rec := range res {
+		if rec.Holder != "" && !final[rec.Holder] && strings.HasPrefix(rec.Owner, host+"-") {
+			ids = append(ids, rec.Holder)
 		}
 	}
 	sort.Strings(ids)
