@@ -24,6 +24,9 @@ type common struct {
 	wait    bool
 	scoped  bool
 	timeout time.Duration
+	// forceNewID ignores the ids given (--id, a file's jobId) and
+	// generates new ones.
+	forceNewID bool
 }
 
 // registerNATS adds the connection flags, named as the nats CLI names them
@@ -58,6 +61,7 @@ func (c *common) registerPublish(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.scoped, "scoped", false, "publish each job on its project's scoped subject, apiops.<resource>.<action>.<project>")
 	c.timeout = time.Minute
 	fs.Var((*seconds)(&c.timeout), "timeout", "with --wait, how long to wait for the results: a duration (90s, 2m) or a number of seconds")
+	fs.BoolVar(&c.forceNewID, "force-new-id", false, "ignore the job id given (--id, a file's jobId) and publish under a new, generated one")
 }
 
 // seconds is a duration flag that also takes a plain number of seconds.

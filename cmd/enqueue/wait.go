@@ -30,8 +30,11 @@ type waiter struct {
 	results chan jobs.Result
 	done    chan struct{}
 	watches []jetstream.ConsumeContext
-	want    map[string]bool
-	got     []jobs.Result
+	// want holds the jobs waited for, by id.
+	want map[string]jobs.Job
+	got  []jobs.Result
+	// taken are results under a wanted id that are of another job.
+	taken []error
 }
 
 // newWaiter watches the results of list. Jobs published on scoped subjects
@@ -40,7 +43,7 @@ type waiter struct {
 // no other (deploy/compose/nats-auth.conf). Otherwise one consumer watches
 // every result.
 func newWaiter(ctx context.Context, js jetstream.JetStream, list []outgoing) (*waiter, error) {
-	w := &waiter{js: js, results: make(chan jobs.Result), done: make(chan struct{}), want: make(map[string]bool)}
+	w := &waiter{js: js, results: make(chan jobs.Result), done: make(chan struct{}), want: make(map[string]jobs.Job)}
 	var filters []string
 	for _, o := range list {
 		f, scoped := resultFilter(o.subject)
@@ -123,8 +126,9 @@ func (w *waiter) close() {
 
 // expect adds a job to wait for. A duplicate publish was dropped by the
 // server, so its result, if the job is final already, is in the ledger.
-func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error {
-	w.want[jobID] = true
+func (w *waiter) expect(ctx context.Context, job jobs.Job, duplicate bool) error {
+	jobID := job.ID()
+	w.want[jobID] = job
 	if !duplicate {
 		return nil
 	}
@@ -141,11 +145,20 @@ func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error
 	return nil
 }
 
+// found takes a result in, if it is of a job waited for. A result under a
+// wanted id that is of another job is that id's earlier job: the one asked
+// for will not run.
 func (w *waiter) found(r jobs.Result) {
-	if w.want[r.JobID] {
-		delete(w.want, r.JobID)
-		w.got = append(w.got, r)
+	job, ok := w.want[r.JobID]
+	if !ok {
+		return
 	}
+	delete(w.want, r.JobID)
+	if !sameJob(job, r) {
+		w.taken = append(w.taken, &idTakenError{asked: job, was: r})
+		return
+	}
+	w.got = append(w.got, r)
 }
 
 // wait prints each result as one JSON line and fails unless every job
@@ -162,20 +175,27 @@ func (w *waiter) wait(ctx context.Context, timeout time.Duration, stdout, stderr
 			failed++
 		}
 	}
-	for _, r := range w.got {
-		print(r)
-	}
-	for len(w.want) > 0 {
+	for len(w.want) > 0 || len(w.got) > 0 {
+		for _, r := range w.got {
+			print(r)
+		}
+		w.got = w.got[:0]
+		if len(w.want) == 0 {
+			break
+		}
 		select {
 		case r := <-w.results:
-			if w.want[r.JobID] {
-				delete(w.want, r.JobID)
-				print(r)
-			}
+			w.found(r)
 			continue
 		case <-ctx.Done():
 		}
 		break
+	}
+	if len(w.taken) > 0 {
+		// The id's earlier job answered: the one asked for never ran.
+		// Like a clash found before publishing, that is the input's error.
+		return fmt.Errorf("%d job id(s) already named other jobs, whose results came instead:\n%w\ngive each job another id, or use --force-new-id (%d other job(s) without a result, %d did not succeed)",
+			len(w.taken), errors.Join(w.taken...), len(w.want), failed)
 	}
 	if n := len(w.want); n > 0 {
 		fmt.Fprintf(stderr, "no result within %s for %d job(s)\n", timeout, n)
