@@ -215,8 +215,8 @@ func decodeEntry(e entry, opt batchOptions) (outgoing, error) {
 		return outgoing{}, errors.New("no subject (give the job a \"subject\" field or use --subject)")
 	}
 	job, err := jobs.Decode(s, nil, body)
-	if err == nil && opt.newIDs {
-		job, err = withNewID(s, job, body)
+	if opt.newIDs && (err == nil || missingID(err)) {
+		job, err = withNewID(s, body)
 	}
 	if err != nil {
 		return outgoing{}, err
@@ -228,9 +228,10 @@ func decodeEntry(e entry, opt batchOptions) (outgoing, error) {
 	return outgoing{job: job, subject: wire, at: e.at, givenID: !opt.newIDs}, nil
 }
 
-// withNewID decodes a valid job's body again under a generated id: without
-// its jobId, whose place the Nats-Msg-Id header takes.
-func withNewID(subject string, job jobs.Job, body []byte) (jobs.Job, error) {
+// withNewID decodes a job's body under a generated id: without its jobId,
+// whose place the Nats-Msg-Id header takes. The id names the job's
+// resource, known once the body is decoded.
+func withNewID(subject string, body []byte) (jobs.Job, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(body, &members); err != nil {
 		return nil, err
@@ -240,9 +241,22 @@ func withNewID(subject string, job jobs.Job, body []byte) (jobs.Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	bare, _, _ := jobs.ParseSubject(subject)
 	header := nats.Header{}
-	header.Set(nats.MsgIdHdr, newJobID(job.Subject(), job.Resource().Name))
+	header.Set(nats.MsgIdHdr, newJobID(bare, "new"))
+	job, err := jobs.Decode(subject, header, body)
+	if err != nil {
+		return nil, err
+	}
+	header.Set(nats.MsgIdHdr, newJobID(bare, job.Resource().Name))
 	return jobs.Decode(subject, header, body)
+}
+
+// missingID reports whether a job was refused for having no id: with
+// --force-new-id it gets one, and any other rule it breaks is reported then.
+func missingID(err error) bool {
+	var fe *jobs.FieldError
+	return errors.As(err, &fe) && fe.Field == "jobId" && errors.Is(fe, jobs.ErrRequired)
 }
 
 // sameBody reports whether two jobs of a batch are one: the same subject

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
-	"github.com/apiops-worker/apiops-worker/streams"
 )
 
 // A job id given again is answered from the ledger, not applied again: the
@@ -52,66 +51,6 @@ func (e *idTakenError) Unwrap() error { return errIDTaken }
 // idTakenHint ends every report of taken ids.
 const idTakenHint = "nothing published: give the job another id, or use --force-new-id to have one generated"
 
-// lookupConcurrency bounds the ledger reads in flight.
-const lookupConcurrency = 64
-
-// lookUpIDs reads the ledger record of every job in list whose id was given,
-// lookupConcurrency at a time. found[i] says whether list[i]'s id has one.
-// With no ledger bucket (no worker ever ran) no id has one.
-func lookUpIDs(ctx context.Context, js jetstream.JetStream, list []outgoing) (recs []ledger.JobRecord, found []bool, err error) {
-	recs, found = make([]ledger.JobRecord, len(list)), make([]bool, len(list))
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second+time.Duration(len(list))*time.Millisecond)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, streams.LedgerBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return recs, found, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("look up job ids in the ledger: %w (--force-new-id publishes under new ids without looking)", err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan int)
-	)
-	for range min(lookupConcurrency, len(list)) {
-		wg.Go(func() {
-			for i := range next {
-				rec, err := ledger.ReadJob(ctx, kv, list[i].job.ID())
-				switch {
-				case err == nil:
-					recs[i], found[i] = rec, true
-				case !errors.Is(err, ledger.ErrNotFound):
-					mu.Lock()
-					first = cmpErr(first, fmt.Errorf("look up job %q in the ledger: %w", list[i].job.ID(), err))
-					mu.Unlock()
-					cancel()
-				}
-			}
-		})
-	}
-	for i, o := range list {
-		if o.givenID && ctx.Err() == nil {
-			next <- i
-		}
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return nil, nil, fmt.Errorf("%w (--force-new-id publishes under new ids without looking)", first)
-	}
-	return recs, found, nil
-}
-
-// cmpErr keeps the first error.
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
-}
-
 // prior is what the ledger holds of a job's id, when it names this job.
 // The zero value is nothing: the job is published.
 type prior struct {
@@ -127,11 +66,11 @@ func (p prior) published() bool { return !p.running && p.result == nil }
 
 // checkIDs looks up the given ids of list in the ledger. If one names
 // another job, it returns an error matching errIDTaken that names each.
-func checkIDs(ctx context.Context, js jetstream.JetStream, list []outgoing) ([]prior, error) {
+func checkIDs(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, list []outgoing) ([]prior, error) {
 	if !slices.ContainsFunc(list, func(o outgoing) bool { return o.givenID }) {
 		return make([]prior, len(list)), nil
 	}
-	recs, found, err := lookUpIDs(ctx, js, list)
+	recs, found, err := lookUpIDs(ctx, nc, js, list)
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr
 	}
 	defer nc.Close()
 
-	priors, err := checkIDs(ctx, js, list)
+	priors, err := checkIDs(ctx, nc, js, list)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,11 @@ func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr
 				// within its duplicate window, and the ledger had no result
 				// for it when looked up, so it has not finished.
 				duplicates++
-				note.add("job %q: a job with this id was published within the duplicate window and has not finished, so the server dropped this one and it could not be compared with it (enqueue result %s shows it)", job.ID(), job.ID())
+				if w != nil {
+					note.add("job %q: a job with this id was published within the duplicate window and has not finished, so the server dropped this one; its result is compared with this job when it comes", job.ID())
+				} else {
+					note.add("job %q: a job with this id was published within the duplicate window and has not finished, so the server dropped this one and it could not be compared with it (enqueue result %s shows it)", job.ID(), job.ID())
+				}
 			}
 			if w != nil {
 				if err := w.expect(ctx, job, ack.Duplicate); err != nil {
