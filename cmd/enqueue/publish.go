@@ -112,24 +112,9 @@ func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr
 		defer w.close()
 	}
 	note := &jobNotes{w: stderr}
-	known := 0
-	for i, o := range list {
-		p := priors[i]
-		switch {
-		case p.published():
-			continue
-		case p.result != nil:
-			note.add("job %q already exists (%s); not published again", o.job.ID(), ended(*p.result))
-		default:
-			note.add("job %q already exists and is in progress; not published again (it is compared with this one when its result comes, with --wait)", o.job.ID())
-		}
-		known++
-		if w != nil {
-			w.want[o.job.ID()] = o.job
-			if p.result != nil {
-				w.found(*p.result)
-			}
-		}
+	known, err := holdBack(ctx, list, priors, w, note)
+	if err != nil {
+		return err
 	}
 	batch := len(list) > 1
 	sent := make([]int, 0, len(list)) // indexes in list
@@ -197,6 +182,39 @@ func publishJobs(ctx context.Context, c *common, list []outgoing, stdout, stderr
 		return nil
 	}
 	return w.wait(ctx, c.timeout, stdout, stderr)
+}
+
+// holdBack reports the jobs whose ids the ledger holds already, which are
+// not published, and with w waits for them: for a job that ended, its
+// stored result. It returns how many there are.
+func holdBack(ctx context.Context, list []outgoing, priors []prior, w *waiter, note *jobNotes) (int, error) {
+	known := 0
+	for i, o := range list {
+		p := priors[i]
+		switch {
+		case p.published():
+			continue
+		case p.result != nil:
+			note.add("job %q already exists (%s); not published again", o.job.ID(), ended(*p.result))
+		case w != nil:
+			note.add("job %q already exists and is in progress; not published again, and compared with this one when its result comes", o.job.ID())
+		default:
+			note.add("job %q already exists and is in progress; not published again, and not compared with this one until it ends (enqueue result %s)", o.job.ID(), o.job.ID())
+		}
+		known++
+		if w == nil {
+			continue
+		}
+		// A job held by a worker is read again now that the waiter
+		// watches: it may have ended since it was looked up.
+		if err := w.expect(ctx, o.job, p.running); err != nil {
+			return 0, err
+		}
+		if p.result != nil {
+			w.found(*p.result)
+		}
+	}
+	return known, nil
 }
 
 // noteLimit bounds the notes about single jobs one run prints.

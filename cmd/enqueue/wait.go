@@ -124,12 +124,13 @@ func (w *waiter) close() {
 	}
 }
 
-// expect adds a job to wait for. A duplicate publish was dropped by the
-// server, so its result, if the job is final already, is in the ledger.
-func (w *waiter) expect(ctx context.Context, job jobs.Job, duplicate bool) error {
+// expect adds a job to wait for. With fromLedger nothing was published for
+// it (the server dropped it as a duplicate, or a worker holds its id), so
+// its result, if the job is final already, is in the ledger.
+func (w *waiter) expect(ctx context.Context, job jobs.Job, fromLedger bool) error {
 	jobID := job.ID()
 	w.want[jobID] = job
-	if !duplicate {
+	if !fromLedger {
 		return nil
 	}
 	kv, err := w.js.KeyValue(ctx, streams.LedgerBucket)
