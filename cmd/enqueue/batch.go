@@ -88,6 +88,17 @@ func splitLines(data []byte) (out []entry, errs []error) {
 // splitStream reads JSON values one after another, wherever lines break.
 func splitStream(data []byte) (out []entry, errs []error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
+	// lineAt counts lines only from where it counted last: offsets only
+	// grow, and a count from the start for every job would make a large
+	// file quadratic.
+	var counted int64
+	line := 1
+	lineAt := func(offset int64) int {
+		offset = min(offset, int64(len(data)))
+		line += bytes.Count(data[counted:offset], []byte("\n"))
+		counted = offset
+		return line
+	}
 	for {
 		offset := skipSpace(data, dec.InputOffset())
 		var raw json.RawMessage
@@ -100,9 +111,9 @@ func splitStream(data []byte) (out []entry, errs []error) {
 			if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
 				offset = se.Offset
 			}
-			return out, append(errs, fmt.Errorf("line %d: malformed JSON: %v", lineOf(data, offset), err))
+			return out, append(errs, fmt.Errorf("line %d: malformed JSON: %v", lineAt(offset), err))
 		}
-		at := fmt.Sprintf("line %d", lineOf(data, offset))
+		at := fmt.Sprintf("line %d", lineAt(offset))
 		if raw[0] == '[' {
 			e, err := splitArray(raw, at+" ")
 			out, errs = append(out, e...), append(errs, err...)
