@@ -23,6 +23,9 @@ import (
 // jobs.MaxResultSize each stay well below its per-client byte limit.
 const lookupBatch = 256
 
+// lookupBatchesInFlight bounds the batched reads in flight.
+const lookupBatchesInFlight = 4
+
 // lookupConcurrency bounds the reads in flight on a server without batched
 // reads, one record each.
 const lookupConcurrency = 64
@@ -46,32 +49,43 @@ func lookUpIDs(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, list 
 	if err != nil {
 		return nil, nil, lookupError(err)
 	}
-	byID := make(map[string][]int) // a file may repeat an identical job
+	index := make(map[string]int) // job id → its job in list
 	for i, o := range list {
 		if o.givenID {
-			byID[o.job.ID()] = append(byID[o.job.ID()], i)
+			index[o.job.ID()] = i
 		}
 	}
-	ids := slices.Sorted(maps.Keys(byID))
-	read := make(map[string]ledger.JobRecord)
+	ids := slices.Sorted(maps.Keys(index))
+	var (
+		mu    sync.Mutex
+		read  = make(map[string]ledger.JobRecord)
+		first error
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, lookupBatchesInFlight)
+	)
 	for chunk := range slices.Chunk(ids, lookupBatch) {
-		got, err := readBatch(ctx, nc, chunk)
-		if errors.Is(err, errNoBatchRead) {
-			read, err = readEach(ctx, kv, ids)
-			if err != nil {
-				return nil, nil, lookupError(err)
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			got, err := readBatch(ctx, nc, chunk)
+			mu.Lock()
+			defer mu.Unlock()
+			maps.Copy(read, got)
+			if err != nil && first == nil {
+				first = err
 			}
-			break
-		}
-		if err != nil {
-			return nil, nil, lookupError(err)
-		}
-		maps.Copy(read, got)
+		})
+	}
+	wg.Wait()
+	if errors.Is(first, errNoBatchRead) {
+		read, first = readEach(ctx, kv, ids)
+	}
+	if first != nil {
+		return nil, nil, lookupError(first)
 	}
 	for id, rec := range read {
-		for _, i := range byID[id] {
-			recs[i], found[i] = rec, true
-		}
+		i := index[id]
+		recs[i], found[i] = rec, true
 	}
 	return recs, found, nil
 }
