@@ -133,6 +133,28 @@ func TestLookUpIDsReadsInBatchesWhatItReadsOneByOne(t *testing.T) {
 			t.Errorf("%s (given %v): found %v (record of %q), one by one %v; want %v", id, o.givenID, found[i], recs[i].JobID, oneFound, want[id])
 		}
 	}
+
+	// A bucket without direct gets answers no batched read: the ids are
+	// read one by one instead.
+	s, err := js.Stream(ctx, "KV_"+streams.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readBatch(ctx, nc, ids[:1]); !errors.Is(err, errNoBatchRead) {
+		t.Fatalf("batched read without direct gets: %v, want errNoBatchRead", err)
+	}
+	_, again, err := lookUpIDs(ctx, nc, js, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(found, again); diff != "" {
+		t.Errorf("found without direct gets (-with +without):\n%s", diff)
+	}
 }
 
 // syncBuffer is a writer a test reads while enqueue writes to it.

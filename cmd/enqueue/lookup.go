@@ -31,7 +31,7 @@ const lookupBatchesInFlight = 4
 const lookupConcurrency = 64
 
 // errNoBatchRead: the server does not know batched direct gets
-// (nats-server before 2.11).
+// (nats-server before 2.11), or the bucket answers no direct get.
 var errNoBatchRead = errors.New("the server has no batched direct get")
 
 // lookUpIDs reads the ledger record of every job in list whose id was given.
@@ -135,6 +135,10 @@ func readBatchOnce(ctx context.Context, nc *nats.Conn, want map[string]string, o
 	received := 0
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
+		if errors.Is(err, nats.ErrNoResponders) && first {
+			// A bucket without direct gets has no responder.
+			return false, errNoBatchRead
+		}
 		if err != nil {
 			return false, fmt.Errorf("batched read: %w", err)
 		}
