@@ -48,7 +48,7 @@ func (e *idTakenError) Error() string {
 
 func (e *idTakenError) Unwrap() error { return errIDTaken }
 
-// idTakenHint ends every report of taken ids.
+// idTakenHint ends the report of ids found taken before publishing.
 const idTakenHint = "nothing published: give the job another id, or use --force-new-id to have one generated"
 
 // prior is what the ledger holds of a job's id, when it names this job.
