@@ -251,6 +251,10 @@ func newToken() string {
 // cannot, so they are base64url-encoded.
 func jobKey(jobID string) string { return "job." + base64.RawURLEncoding.EncodeToString([]byte(jobID)) }
 
+// JobKey is the bucket key of a job's record, for a reader that fetches
+// many records in one request (enqueue, before publishing a batch).
+func JobKey(jobID string) string { return jobKey(jobID) }
+
 func resourceKey(k jobs.ResourceKey) string {
 	return "res." + base64.RawURLEncoding.EncodeToString([]byte(k.String()))
 }

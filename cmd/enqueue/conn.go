@@ -23,6 +23,9 @@ type common struct {
 	id     string
 	scoped bool
 	waitFlags
+	// forceNewID ignores the ids given (--id, a file's jobId) and
+	// generates new ones.
+	forceNewID bool
 }
 
 // registerNATS adds the connection flags, named as the nats CLI names them
@@ -55,6 +58,7 @@ func (c *common) registerNATS(fs *pflag.FlagSet, getenv func(string) string) {
 func (c *common) registerPublish(fs *pflag.FlagSet) {
 	c.waitFlags.register(fs)
 	fs.BoolVar(&c.scoped, "scoped", false, "publish each job on its project's scoped subject, apiops.<resource>.<action>.<project>")
+	fs.BoolVar(&c.forceNewID, "force-new-id", false, "ignore the job id given (--id, a file's jobId) and publish under a new, generated one")
 }
 
 // seconds is a duration flag that also takes a plain number of seconds.

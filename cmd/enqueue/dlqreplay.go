@@ -100,7 +100,7 @@ func replay(ctx, waitCtx context.Context, c *common, js jetstream.JetStream, rec
 		// dropped, whose result may be in the ledger already: expect looks
 		// there (for a new job it finds nothing).
 		if newID != "" && w != nil {
-			if err := w.expect(ctx, newID, true); err != nil {
+			if err := w.expect(ctx, newID, nil, true); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -66,9 +66,7 @@ func newJobCmd(subject, use string, c *common, e env) *cobra.Command {
 	}
 	markRequired(cmd, required...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if c.id == "" {
-			c.id = newJobID(subject, name)
-		}
+		given := c.resolveID(subject, name, e.stderr)
 		var fields jobs.CertificateFields
 		if certificate {
 			if pemFile == "" {
@@ -101,14 +99,29 @@ func newJobCmd(subject, use string, c *common, e env) *cobra.Command {
 		case jobs.SubjectCredentialPublicKeyDelete:
 			job = &jobs.CredentialPublicKeyDelete{JobID: c.id, ProjectName: project, Username: name}
 		}
-		return publishOne(cmd.Context(), c, subject, job, e.stdout, e.stderr)
+		return publishOne(cmd.Context(), c, subject, job, given, e.stdout, e.stderr)
 	}
 	return cmd
 }
 
+// resolveID sets the job id: --id as given, or a generated one when none is
+// given or --force-new-id ignores it. It reports whether the id is the
+// user's, which may name an earlier job.
+func (c *common) resolveID(subject, name string, stderr io.Writer) (given bool) {
+	if c.id != "" && !c.forceNewID {
+		return true
+	}
+	old := c.id
+	c.id = newJobID(subject, name)
+	if old != "" {
+		fmt.Fprintf(stderr, "--force-new-id: publishing as job %q, not %q\n", c.id, old)
+	}
+	return false
+}
+
 // publishOne validates a job built from flags and publishes it on its
-// subject, scoped with --scoped.
-func publishOne(ctx context.Context, c *common, subject string, job jobs.Job, stdout, stderr io.Writer) error {
+// subject, scoped with --scoped. given says whether its id is the user's.
+func publishOne(ctx context.Context, c *common, subject string, job jobs.Job, given bool, stdout, stderr io.Writer) error {
 	if err := job.Validate(); err != nil {
 		return fmt.Errorf("invalid job: %w", err)
 	}
@@ -116,7 +129,7 @@ func publishOne(ctx context.Context, c *common, subject string, job jobs.Job, st
 	if err != nil {
 		return fmt.Errorf("--scoped: %w", err)
 	}
-	return publishJobs(ctx, c, []outgoing{{job, wire}}, stdout, stderr)
+	return publishJobs(ctx, c, []outgoing{{job: job, subject: wire, givenID: given}}, stdout, stderr)
 }
 
 // newJobID makes a unique, readable job id. Producers that may send the same

@@ -79,9 +79,7 @@ func newSecretJobCmd(subject, use string, c *common, e env) *cobra.Command {
 	}
 	markRequired(cmd, required...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if c.id == "" {
-			c.id = newJobID(subject, name)
-		}
+		given := c.resolveID(subject, name, e.stderr)
 		var job jobs.Job
 		switch subject {
 		case jobs.SubjectKeyCreate, jobs.SubjectKeyUpdate:
@@ -107,7 +105,7 @@ func newSecretJobCmd(subject, use string, c *common, e env) *cobra.Command {
 		case jobs.SubjectJWKDelete:
 			job = &jobs.JWKDelete{JobID: c.id, ProjectName: project, JWKName: name}
 		}
-		return publishOne(cmd.Context(), c, subject, job, e.stdout, e.stderr)
+		return publishOne(cmd.Context(), c, subject, job, given, e.stdout, e.stderr)
 	}
 	return cmd
 }

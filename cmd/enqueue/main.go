@@ -19,7 +19,8 @@
 // Exit status: 0 when every job was published (and, with --wait, succeeded
 // or, for an apply, found its certificate live already: unchanged),
 // 1 when a job did not succeed or its result did not arrive in time, 2 for a
-// usage, input or connection error.
+// usage, input or connection error, or a job id that already names another
+// job (ids.go).
 package main
 
 import (

@@ -94,11 +94,15 @@ type waiter struct {
 	// order is every job id expected, once, in the order given: the jobs
 	// left without a result are named in it.
 	order []string
-	// want is true for a job whose result is awaited, false once it is in;
-	// pending counts the trues.
-	want    map[string]bool
+	// want holds the jobs waited for, by id; in is true for those whose
+	// result came, and pending counts the others.
+	want    map[string]jobs.Job
+	in      map[string]bool
 	pending int
-	got     []jobs.Result
+	// got are results taken in and not printed yet.
+	got []jobs.Result
+	// taken are results under a wanted id that are of another job.
+	taken []error
 	// tick paces the progress lines; nil is a ticker of progressEvery.
 	// Tests tick by hand.
 	tick <-chan time.Time
@@ -110,7 +114,7 @@ type waiter struct {
 // allowed one project may create no other (deploy/compose/nats-auth.conf).
 // Otherwise one consumer watches every result.
 func newWaiter(ctx context.Context, js jetstream.JetStream, subjects []string, flags waitFlags) (*waiter, error) {
-	w := &waiter{js: js, flags: flags, results: make(chan jobs.Result), done: make(chan struct{}), want: make(map[string]bool)}
+	w := &waiter{js: js, flags: flags, results: make(chan jobs.Result), done: make(chan struct{}), want: make(map[string]jobs.Job), in: make(map[string]bool)}
 	var filters []string
 	for _, subject := range subjects {
 		f, scoped := resultFilter(subject)
@@ -191,16 +195,18 @@ func (w *waiter) close() {
 	}
 }
 
-// expect adds a job to wait for. A duplicate publish was dropped by the
-// server, so its result, if the job is final already, is in the ledger.
-func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error {
+// expect adds job jobID to wait for; job, if not nil, is what was asked
+// for, which its result must match. With fromLedger nothing was published
+// for it (the server dropped it as a duplicate, or a worker holds its id),
+// so its result, if the job is final already, is in the ledger.
+func (w *waiter) expect(ctx context.Context, jobID string, job jobs.Job, fromLedger bool) error {
 	if _, known := w.want[jobID]; known {
 		return nil // a job id twice in one batch: the second was a duplicate
 	}
 	w.order = append(w.order, jobID)
-	w.want[jobID] = true
+	w.want[jobID] = job
 	w.pending++
-	if !duplicate {
+	if !fromLedger {
 		return nil
 	}
 	kv, err := w.js.KeyValue(ctx, streams.LedgerBucket)
@@ -216,12 +222,21 @@ func (w *waiter) expect(ctx context.Context, jobID string, duplicate bool) error
 	return nil
 }
 
+// found takes a result in, if it is of a job waited for. A result under a
+// wanted id that is of another job is that id's earlier job: the one asked
+// for will not run.
 func (w *waiter) found(r jobs.Result) {
-	if w.want[r.JobID] {
-		w.want[r.JobID] = false
-		w.pending--
-		w.got = append(w.got, r)
+	job, ok := w.want[r.JobID]
+	if !ok || w.in[r.JobID] {
+		return
 	}
+	w.in[r.JobID] = true
+	w.pending--
+	if job != nil && !sameJob(job, r) {
+		w.taken = append(w.taken, &idTakenError{asked: job, was: r})
+		return
+	}
+	w.got = append(w.got, r)
 }
 
 // wait prints the results as they come (JSON lines), or once all are in or
@@ -252,17 +267,18 @@ func (w *waiter) wait(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 		printLive(stderr, r)
 	}
-	for _, r := range w.got {
-		print(r)
+	flush := func() {
+		for _, r := range w.got {
+			print(r)
+		}
+		w.got = w.got[:0]
 	}
+	flush()
 	for w.pending > 0 {
 		select {
 		case r := <-w.results:
-			if w.want[r.JobID] {
-				w.want[r.JobID] = false
-				w.pending--
-				print(r)
-			}
+			w.found(r)
+			flush()
 			continue
 		case <-tick:
 			p.report(stderr)
@@ -276,7 +292,7 @@ func (w *waiter) wait(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	var missing []string
 	for _, id := range w.order {
-		if w.want[id] {
+		if !w.in[id] {
 			missing = append(missing, id)
 		}
 	}
@@ -285,6 +301,12 @@ func (w *waiter) wait(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	if err := w.flags.writeMissing(missing); err != nil {
 		return err
+	}
+	if len(w.taken) > 0 {
+		// The id's earlier job answered: the one asked for never ran.
+		// Like a clash found before publishing, that is the input's error.
+		return fmt.Errorf("%d job id(s) already named other jobs, whose results came instead:\n%w\ngive each job another id, or use --force-new-id (%d other job(s) without a result, %d did not succeed)",
+			len(w.taken), errors.Join(w.taken...), len(missing), p.failed)
 	}
 	if n := len(missing); n > 0 {
 		return fmt.Errorf("%w: %d without a result, %d did not succeed", errNotSucceeded, n, p.failed)

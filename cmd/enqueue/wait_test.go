@@ -31,9 +31,9 @@ type waitRun struct {
 func startWait(t *testing.T, flags waitFlags, ids ...string) *waitRun {
 	t.Helper()
 	results, tick := make(chan jobs.Result), make(chan time.Time)
-	w := &waiter{flags: flags, results: results, done: make(chan struct{}), want: map[string]bool{}, tick: tick}
+	w := &waiter{flags: flags, results: results, done: make(chan struct{}), want: map[string]jobs.Job{}, in: map[string]bool{}, tick: tick}
 	for _, id := range ids {
-		if err := w.expect(context.Background(), id, false); err != nil {
+		if err := w.expect(context.Background(), id, nil, false); err != nil {
 			t.Fatal(err)
 		}
 	}
