@@ -110,7 +110,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			}
 			v = n
 		}
-		fs.IntVar(p, name, v, usage+" ($"+env+")")
+		*p = v
+		fs.Var(intFlag{p, env}, name, usage+" ($"+env+")")
 		named(env, name)
 	}
 	dur := func(p *time.Duration, env, name string, def time.Duration, usage string) {
@@ -122,7 +123,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			}
 			v = d
 		}
-		fs.DurationVar(p, name, v, usage+" ($"+env+")")
+		*p = v
+		fs.Var(durationFlag{p, env}, name, usage+" ($"+env+")")
 		named(env, name)
 	}
 	boolean := func(p *bool, env, name string, def bool, usage string) {
@@ -246,4 +248,49 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return config{}, err
 	}
 	return c, c.validate()
+}
+
+// durationFlag and intFlag are flag.Value like the flag package's own, with
+// errors that say what a value should look like and name the variable that
+// sets it too: the flag package's own say "parse error".
+type durationFlag struct {
+	p   *time.Duration
+	env string
+}
+
+func (f durationFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return f.p.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration (e.g. 30s, 5m); $%s sets it too", f.env)
+	}
+	*f.p = d
+	return nil
+}
+
+type intFlag struct {
+	p   *int
+	env string
+}
+
+func (f intFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*f.p)
+}
+
+func (f intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("not a whole number; $%s sets it too", f.env)
+	}
+	*f.p = n
+	return nil
 }

@@ -46,6 +46,12 @@ publishes one result per job. Every setting is an environment variable
 // dashes the rest of the documentation uses.
 func printFlag(w io.Writer, f *flag.Flag) {
 	kind, usage := flag.UnquoteUsage(f)
+	switch f.Value.(type) { // flag.UnquoteUsage knows only the flag package's own types
+	case durationFlag:
+		kind = "duration"
+	case intFlag:
+		kind = "int"
+	}
 	line := "  --" + f.Name
 	if kind != "" {
 		line += " " + kind
