@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apiops-worker/apiops-worker/internal/cputime"
 	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/jobs"
 	"github.com/apiops-worker/apiops-worker/ledger"
@@ -50,7 +50,7 @@ func BenchmarkLedgerCost(b *testing.B) {
 			var next atomic.Int64
 			b.SetParallelism(32) // GOMAXPROCS 2 × 32: the worker's 64 calls
 			b.ResetTimer()
-			cpu0 := cpuTime(b)
+			cpu0 := cputime.Used()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := next.Add(1) - 1
@@ -60,7 +60,7 @@ func BenchmarkLedgerCost(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((cputime.Used()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }
@@ -83,14 +83,4 @@ func costOp(ctx context.Context, kv jetstream.KeyValue, led *ledger.Ledger, op, 
 		return err
 	}
 	return led.Finish(ctx, c, uint64(i+1), jobs.Result{JobID: id, Subject: "apiops.key.delete", Status: jobs.StatusSucceeded, Attempts: 1, StartedAt: time.Now(), FinishedAt: time.Now()})
-}
-
-// cpuTime is the user and system CPU time the process has used.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

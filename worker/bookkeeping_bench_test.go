@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/apiops-worker/apiops-worker/internal/cputime"
 	"github.com/apiops-worker/apiops-worker/internal/plainconsumer"
 	"github.com/apiops-worker/apiops-worker/internal/workertest"
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -52,7 +52,7 @@ func BenchmarkBookkeeping(b *testing.B) {
 			in0 := inMsgs(b, stack.Server)
 
 			b.ResetTimer()
-			cpu0 := cpuTime(b)
+			cpu0 := cputime.Used()
 			start := time.Now()
 			switch name {
 			case "baseline", "ceiling":
@@ -66,7 +66,7 @@ func BenchmarkBookkeeping(b *testing.B) {
 				b.Fatalf("not every result of %d jobs arrived", b.N)
 			}
 			elapsed := time.Since(start)
-			cpu := cpuTime(b) - cpu0
+			cpu := cputime.Used() - cpu0
 			b.StopTimer()
 
 			rate := float64(b.N) / elapsed.Seconds()
@@ -161,14 +161,4 @@ func inMsgs(b *testing.B, s *server.Server) int64 {
 		b.Fatal(err)
 	}
 	return v.InMsgs
-}
-
-// cpuTime is the user and system CPU time the process has used.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
