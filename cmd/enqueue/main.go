@@ -30,13 +30,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/apiops-worker/apiops-worker/internal/buildinfo"
 	"github.com/apiops-worker/apiops-worker/jobs"
 )
 
@@ -132,7 +132,7 @@ func newRoot(e env) *cobra.Command {
 		parent.AddCommand(newJobCmd(subject, words[len(words)-1], &c, e))
 	}
 	root.AddCommand(newPublishCmd(&c, e), newResultCmd(&c, e), newDLQCmd(&c, e), newCertificatesCmd(&c, e))
-	version := buildVersion()
+	version := buildinfo.Version()
 	var walk func(*cobra.Command)
 	walk = func(cmd *cobra.Command) {
 		cmd.Version = version
@@ -213,20 +213,4 @@ func aliases(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		name = "pem-file"
 	}
 	return pflag.NormalizedName(name)
-}
-
-// buildVersion is the module version the binary was built from, with the
-// VCS revision when there is one.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v += " " + s.Value
-		}
-	}
-	return v
 }

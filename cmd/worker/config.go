@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/apiops-worker/apiops-worker/internal/buildinfo"
 	"github.com/apiops-worker/apiops-worker/inventory"
 	"github.com/apiops-worker/apiops-worker/natsconn"
 	"github.com/apiops-worker/apiops-worker/streams"
@@ -225,7 +226,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return config{}, fmt.Errorf("%w (worker -h lists the flags)", err)
 	}
 	if version {
-		fmt.Fprintln(out, "worker", buildVersion())
+		fmt.Fprintln(out, "worker", buildinfo.Version())
 		return config{}, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 
 	"github.com/apiops-worker/apiops-worker/natsconn"
@@ -64,25 +63,6 @@ func printFlag(w io.Writer, f *flag.Flag) {
 		line += " (default " + def + ")"
 	}
 	fmt.Fprintln(w, line)
-}
-
-// buildVersion is the module's version as the build recorded it, with the
-// VCS revision when there is one.
-func buildVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := info.Main.Version
-	for _, s := range info.Settings {
-		switch {
-		case s.Key == "vcs.revision":
-			v += " " + s.Value
-		case s.Key == "vcs.modified" && s.Value == "true":
-			v += " (modified)"
-		}
-	}
-	return v + " " + info.GoVersion
 }
 
 // named names a setting in errors by its variable and, when it has one, its
