@@ -101,6 +101,9 @@ type hold struct {
 	sent int
 }
 
+// held reports whether the job was claimed (a nil hold: no ledger).
+func (h *hold) held() bool { return h != nil && h.claim != nil }
+
 func (h *hold) claimed(c *ledger.Claim) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

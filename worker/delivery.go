@@ -135,18 +135,6 @@ func (d *delivery) with(args ...any) {
 	d.log = nil
 }
 
-// has reports whether the delivery's log lines carry the attribute key.
-func (d *delivery) has(key string) bool {
-	d.logMu.Lock()
-	defer d.logMu.Unlock()
-	for i := 0; i < len(d.attrs); i += 2 {
-		if d.attrs[i] == key {
-			return true
-		}
-	}
-	return false
-}
-
 // logger returns the delivery's logger, carrying its attributes.
 func (d *delivery) logger() *slog.Logger {
 	d.logMu.Lock()

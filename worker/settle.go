@@ -64,7 +64,7 @@ func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 		} else if f.action != republish {
 			// A republished result was counted when it was first made.
 			w.cfg.Metrics.JobFinished(*result, w.cfg.Now().Sub(d.started))
-			w.logFinished(d, *result)
+			w.logFinished(d, h.held(), *result)
 		}
 	}
 	var err error
@@ -84,14 +84,15 @@ func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 
 // logFinished logs a job's end. A failed job gets one line at warn, with
 // what an operator needs to act on it (its code and message); the lines
-// that led to it (the decision, the dead letter) are at debug.
-func (w *Worker) logFinished(d *delivery, r jobs.Result) {
+// that led to it (the decision, the dead letter) are at debug. A claimed
+// job's lines carry its attempt already (applyOnce).
+func (w *Worker) logFinished(d *delivery, claimed bool, r jobs.Result) {
 	if r.Status != jobs.StatusFailed {
 		d.logger().Info("job finished", "status", r.Status, "attempts", r.Attempts)
 		return
 	}
 	args := []any{"attempts", r.Attempts}
-	if !d.has("attempt") { // set by the ledger's claim, when there is one
+	if !claimed {
 		args = append(args, "attempt", r.Attempts)
 	}
 	if r.Error != nil {
@@ -105,7 +106,7 @@ func (w *Worker) logFinished(d *delivery, r jobs.Result) {
 // records it, frees the resource and tells it whether this job was applied,
 // so that an older job coming later finds itself superseded.
 func (w *Worker) record(stop context.Context, d *delivery, h *hold, f fate, result *jobs.Result) fate {
-	if h == nil || h.claim == nil {
+	if !h.held() {
 		return f // no ledger, or nothing claimed
 	}
 	if f.action == retry || result == nil {
