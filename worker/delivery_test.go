@@ -73,3 +73,21 @@ func TestDeliveryLogger(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDeliveryLogger is a delivery's logging on the happy path: its
+// attributes, then the line that says how it ended.
+func BenchmarkDeliveryLogger(b *testing.B) {
+	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelInfo} {
+		b.Run("level="+level.String(), func(b *testing.B) {
+			base := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+			b.ReportAllocs()
+			for b.Loop() {
+				d := &delivery{base: base, attrs: make([]slog.Attr, 0, 6)}
+				d.with("subject", "apiops.key.delete", "stream_seq", uint64(12345), "delivery", uint64(1))
+				d.with("job_id", "job-000123", "project", "Bench")
+				d.with("attempt", 1)
+				d.logger().Info("job finished", "status", "succeeded", "attempts", 1)
+			}
+		})
+	}
+}
