@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/internal/gomod"
+	"github.com/apiops-worker/apiops-worker/worker"
 )
 
 func main() {
@@ -159,16 +160,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		id, name string
 		f        func() error
 	}
+	// The worker holds more jobs than its concurrency, which bounds the
+	// Apinizer calls (worker.Config.MaxJobs): the baseline and the ceiling
+	// get as many messages in flight.
+	held := worker.Config{Concurrency: o.concurrency}.WithDefaults().MaxJobs
 	steps := []scenario{
-		{"1", fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, 2*o.concurrency), func() (err error) {
-			// The worker holds up to twice its concurrency in jobs (its
-			// concurrency bounds the Apinizer calls): the baseline gets as
-			// many messages in flight.
-			rep.Baseline, err = b.burnDown(ctx, "baseline", o.jobs, 2*o.concurrency, 0)
+		{"1", fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, held), func() (err error) {
+			rep.Baseline, err = b.burnDown(ctx, "baseline", o.jobs, held, 0)
 			return err
 		}},
-		{"1b", fmt.Sprintf("1b. ceiling: the baseline plus one Apinizer call per job, %d jobs, concurrency %d", o.jobs, 2*o.concurrency), func() (err error) {
-			rep.Ceiling, err = b.burnDown(ctx, "ceiling", o.jobs, 2*o.concurrency, 0)
+		{"1b", fmt.Sprintf("1b. ceiling: the baseline plus one Apinizer call per job, %d jobs, concurrency %d", o.jobs, held), func() (err error) {
+			rep.Ceiling, err = b.burnDown(ctx, "ceiling", o.jobs, held, 0)
 			return err
 		}},
 		{"2", fmt.Sprintf("2. worker, zero latency, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
