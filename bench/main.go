@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/apiops-worker/apiops-worker/internal/gomod"
+	"github.com/apiops-worker/apiops-worker/worker"
 )
 
 func main() {
@@ -55,6 +56,7 @@ type options struct {
 	jobs          int
 	concurrency   int
 	latencyJobs   int
+	latencyWaves  int
 	latency       time.Duration
 	concurrencies []int
 	pacedRate     float64
@@ -67,6 +69,10 @@ type options struct {
 	// workerProfile, when set, is where the worker's CPU profile during the
 	// first worker burn-down is written.
 	workerProfile string
+	// workerHeapProfile, when set, is where the worker's heap profile in the
+	// middle of the first worker burn-down is written (its goroutines go to
+	// the same name plus .goroutines).
+	workerHeapProfile string
 	// only, when set, names the scenarios to run (1, 2, 2b, 3, 4).
 	only map[string]bool
 }
@@ -77,7 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.jobs, "jobs", 20000, "jobs of the baseline and zero-latency burn-downs")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrency of the baseline and the zero-latency worker")
-	fs.IntVar(&o.latencyJobs, "latency-jobs", 5000, "jobs of each latency run")
+	fs.IntVar(&o.latencyJobs, "latency-jobs", 5000, "fewest jobs of each latency run")
+	fs.IntVar(&o.latencyWaves, "latency-waves", 40, "fewest waves of concurrency calls of each latency run: it gets max(-latency-jobs, concurrency × waves) jobs")
 	fs.DurationVar(&o.latency, "latency", 100*time.Millisecond, "simulator latency of the latency runs")
 	conc := fs.String("latency-concurrency", "64,256,1024", "worker concurrencies of the latency runs")
 	fs.Float64Var(&o.pacedRate, "paced-rate", 1000, "offered jobs/s of the paced run")
@@ -88,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "JSON report, relative to the module root")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "longest wait for one scenario's results")
 	fs.StringVar(&o.workerProfile, "worker-profile", "", "write the worker's CPU profile of the first worker burn-down that runs (scenario 2, or 3 with -only 3) to this file")
+	fs.StringVar(&o.workerHeapProfile, "worker-heap-profile", "", "write the worker's heap profile, halfway through the first worker burn-down that runs, to this file, and its goroutines grouped by stack to the same name plus .goroutines")
 	only := fs.String("only", "", "comma-separated scenarios to run (1, 1b, 2, 2b, 3, 4, 5); default all")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,7 +134,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	b := &bench{tmp: tmp, self: self, timeout: o.timeout, log: stderr, workerProfile: o.workerProfile,
-		workerBin: filepath.Join(tmp, "bin", "worker"), enqueueBin: filepath.Join(tmp, "bin", "enqueue")}
+		workerHeapProfile: o.workerHeapProfile,
+		workerBin:         filepath.Join(tmp, "bin", "worker"), enqueueBin: filepath.Join(tmp, "bin", "enqueue")}
 	fmt.Fprintln(stderr, "bench: building cmd/worker and cmd/enqueue")
 	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(tmp, "bin")+"/", "./cmd/worker", "./cmd/enqueue")
 	build.Dir, build.Stdout, build.Stderr = root, stderr, stderr
@@ -151,16 +160,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		id, name string
 		f        func() error
 	}
+	// The worker holds more jobs than its concurrency, which bounds the
+	// Apinizer calls (worker.Config.MaxJobs): the baseline and the ceiling
+	// get as many messages in flight.
+	held := worker.Config{Concurrency: o.concurrency}.WithDefaults().MaxJobs
 	steps := []scenario{
-		{"1", fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, 2*o.concurrency), func() (err error) {
-			// The worker holds up to twice its concurrency in jobs (its
-			// concurrency bounds the Apinizer calls): the baseline gets as
-			// many messages in flight.
-			rep.Baseline, err = b.burnDown(ctx, "baseline", o.jobs, 2*o.concurrency, 0)
+		{"1", fmt.Sprintf("1. baseline consumer, %d jobs, concurrency %d", o.jobs, held), func() (err error) {
+			rep.Baseline, err = b.burnDown(ctx, "baseline", o.jobs, held, 0)
 			return err
 		}},
-		{"1b", fmt.Sprintf("1b. ceiling: the baseline plus one Apinizer call per job, %d jobs, concurrency %d", o.jobs, 2*o.concurrency), func() (err error) {
-			rep.Ceiling, err = b.burnDown(ctx, "ceiling", o.jobs, 2*o.concurrency, 0)
+		{"1b", fmt.Sprintf("1b. ceiling: the baseline plus one Apinizer call per job, %d jobs, concurrency %d", o.jobs, held), func() (err error) {
+			rep.Ceiling, err = b.burnDown(ctx, "ceiling", o.jobs, held, 0)
 			return err
 		}},
 		{"2", fmt.Sprintf("2. worker, zero latency, %d jobs, concurrency %d", o.jobs, o.concurrency), func() (err error) {
@@ -173,8 +183,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}},
 	}
 	for _, c := range o.concurrencies {
-		steps = append(steps, scenario{"3", fmt.Sprintf("3. worker, %s latency, %d jobs, concurrency %d", o.latency, o.latencyJobs, c), func() error {
-			r, err := b.burnDown(ctx, "worker", o.latencyJobs, c, o.latency)
+		// A run of a few waves is mostly its ramp-up and its last, partial
+		// wave: enough waves make it last several seconds at any
+		// concurrency (four at 40 waves of 100 ms).
+		n := max(o.latencyJobs, c*o.latencyWaves)
+		steps = append(steps, scenario{"3", fmt.Sprintf("3. worker, %s latency, %d jobs, concurrency %d", o.latency, n, c), func() error {
+			r, err := b.burnDown(ctx, "worker", n, c, o.latency)
 			rep.Latency = append(rep.Latency, r)
 			return err
 		}})

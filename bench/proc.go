@@ -234,14 +234,19 @@ func (p *proc) sampleGoroutines(interval time.Duration) {
 // cpuProfile saves the worker's CPU profile over the next d (the worker
 // runs with WORKER_PPROF) to path.
 func (p *proc) cpuProfile(d time.Duration, path string) error {
-	client := &http.Client{Timeout: d + 10*time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprofAddr, int(d.Seconds())))
+	return p.profile(fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), d+10*time.Second, path)
+}
+
+// profile saves the worker's profile /debug/pprof/<query> to path.
+func (p *proc) profile(query string, timeout time.Duration, path string) error {
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/%s", p.pprofAddr, query))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
+		return fmt.Errorf("GET /debug/pprof/%s: %s", query, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {

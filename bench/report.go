@@ -47,7 +47,16 @@ func targets(r *report, o options) []target {
 		}
 		ts = append(ts, target{
 			Name: "zero-latency throughput / baseline", Value: r.ZeroLatencyRatioToBaseline,
-			Want: ">= 0.40", Met: r.ZeroLatencyRatioToBaseline >= 0.40, Figure: figure,
+			Want: ">= 0.25", Met: r.ZeroLatencyRatioToBaseline >= 0.25, Figure: figure,
+		})
+	}
+	if w := r.ZeroLatency.LedgerWritesPerJob; w > 0 {
+		// The stranded-jobs check's lease, in the same bucket, adds a few
+		// writes a run: under 0.01 a job at the bench's sizes.
+		ts = append(ts, target{
+			Name: "ledger writes per job, zero latency", Value: w,
+			Want: "<= 2", Met: w < 2.01,
+			Figure: fmt.Sprintf("%.3f", w),
 		})
 	}
 	for _, l := range r.Latency {
@@ -55,13 +64,13 @@ func targets(r *report, o options) []target {
 		case 256:
 			ts = append(ts, target{
 				Name: fmt.Sprintf("%.0f ms latency, concurrency 256: throughput / ideal", l.LatencyMs), Value: l.RatioToIdeal,
-				Want: ">= 0.90", Met: l.RatioToIdeal >= 0.90,
-				Figure: fmt.Sprintf("%.0f%% (%.0f / %.0f jobs/s)", 100*l.RatioToIdeal, l.JobsPerSec, l.IdealJobsPerSec),
+				Want: ">= 0.95", Met: l.RatioToIdeal >= 0.95,
+				Figure: fmt.Sprintf("%.0f%% (%.0f / %.0f jobs/s; steady %.0f%%)", 100*l.RatioToIdeal, l.JobsPerSec, l.IdealJobsPerSec, 100*l.SteadyJobsPerSec/l.IdealJobsPerSec),
 			})
 		case 1024:
 			ts = append(ts, target{
 				Name: fmt.Sprintf("%.0f ms latency, concurrency 1024: worker peak RSS", l.LatencyMs), Value: l.PeakRSSMiB,
-				Want: "< 150 MiB", Met: l.PeakRSSMiB < 150,
+				Want: "< 100 MiB", Met: l.PeakRSSMiB < 100,
 				Figure: fmt.Sprintf("%.1f MiB", l.PeakRSSMiB),
 			})
 		}
@@ -69,7 +78,7 @@ func targets(r *report, o options) []target {
 	if r.Paced.Jobs > 0 {
 		ts = append(ts, target{
 			Name: fmt.Sprintf("p99 publish-to-result, zero latency, %.0f jobs/s offered", o.pacedRate), Value: r.Paced.P99Ms,
-			Want: "< 50 ms", Met: r.Paced.P99Ms < 50,
+			Want: "< 20 ms", Met: r.Paced.P99Ms < 20,
 			Figure: fmt.Sprintf("%.1f ms", r.Paced.P99Ms),
 		})
 	}

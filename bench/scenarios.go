@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -79,9 +80,10 @@ type bench struct {
 	enqueueBin string
 	timeout    time.Duration
 	log        io.Writer
-	// workerProfile: see options.workerProfile.
-	workerProfile string
-	profiled      bool
+	// workerProfile and workerHeapProfile: see options.
+	workerProfile     string
+	workerHeapProfile string
+	profiled          bool
 }
 
 // startConsumer starts the worker, the baseline consumer or the ceiling
@@ -172,17 +174,21 @@ func (b *bench) burnDownOn(ctx context.Context, s *stack, kind string, n, concur
 	}
 	selfCPU0, _ := cpuSeconds(os.Getpid())
 	// The first worker burn-down that runs is profiled.
-	profile := kind == "worker" && b.workerProfile != "" && !b.profiled
+	profile := kind == "worker" && (b.workerProfile != "" || b.workerHeapProfile != "") && !b.profiled
 	b.profiled = b.profiled || profile
 	p, err := b.startConsumer(s, kind, concurrency, profile)
 	if err != nil {
 		return out, err
 	}
 	defer p.kill()
-	var profiled chan error
-	if profile {
+	var profiled, heapProfiled chan error
+	if profile && b.workerProfile != "" {
 		profiled = make(chan error, 1)
 		go func() { profiled <- p.cpuProfile(2*time.Second, b.workerProfile) }()
+	}
+	if profile && b.workerHeapProfile != "" {
+		heapProfiled = make(chan error, 1)
+		go func() { heapProfiled <- b.heapProfile(p, w) }()
 	}
 	waitErr := w.wait(b.timeout)
 	if profiled != nil {
@@ -190,6 +196,12 @@ func (b *bench) burnDownOn(ctx context.Context, s *stack, kind string, n, concur
 			return out, fmt.Errorf("worker profile: %w", err)
 		}
 		fmt.Fprintf(b.log, "bench:   worker CPU profile in %s\n", b.workerProfile)
+	}
+	if heapProfiled != nil {
+		if err := <-heapProfiled; err != nil {
+			return out, fmt.Errorf("worker heap profile: %w", err)
+		}
+		fmt.Fprintf(b.log, "bench:   worker heap profile in %s, goroutines in %s.goroutines\n", b.workerHeapProfile, b.workerHeapProfile)
 	}
 	cpu, rss, err := p.measure()
 	if err != nil {
@@ -236,6 +248,21 @@ func (b *bench) burnDownOn(ctx context.Context, s *stack, kind string, n, concur
 		out.ConcurrencyUse = out.JobsPerSec * out.CallsPerJob * latency.Seconds() / float64(concurrency)
 	}
 	return out, nil
+}
+
+// heapProfile saves the worker's heap profile, and its goroutines grouped by
+// stack, once half of w's results have arrived: in the middle of the run,
+// with every handler and connection busy.
+func (b *bench) heapProfile(p *proc, w *watcher) error {
+	select {
+	case <-w.half:
+	case <-time.After(b.timeout):
+		return errors.New("half the results did not arrive")
+	}
+	if err := p.profile("heap?debug=1", 30*time.Second, b.workerHeapProfile); err != nil {
+		return err
+	}
+	return p.profile("goroutine?debug=1", 30*time.Second, b.workerHeapProfile+".goroutines")
 }
 
 // pacedLoad starts the worker on an empty stream, then offers n jobs at rate

@@ -207,11 +207,14 @@ type watcher struct {
 	other   int
 	last    time.Time
 	onFirst func()
-	done    chan struct{}
+	// half closes when half the results have arrived: the middle of a
+	// burn-down, where the heap profile is taken.
+	half chan struct{}
+	done chan struct{}
 }
 
 func (s *stack) watch(ctx context.Context, prefix string, n int, onFirst func()) (*watcher, error) {
-	w := &watcher{prefix: prefix + "-", arrived: make([]time.Time, n), onFirst: onFirst, done: make(chan struct{})}
+	w := &watcher{prefix: prefix + "-", arrived: make([]time.Time, n), onFirst: onFirst, half: make(chan struct{}), done: make(chan struct{})}
 	cons, err := s.resJS.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, err
@@ -234,6 +237,9 @@ func (s *stack) watch(ctx context.Context, prefix string, n int, onFirst func())
 		w.arrived[i] = now
 		w.got++
 		w.last = now
+		if w.got == (n+1)/2 {
+			close(w.half)
+		}
 		if !bytes.Contains(msg.Data(), succeeded) {
 			w.failed++
 		}

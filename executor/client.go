@@ -64,10 +64,19 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// connBufferSize is the default transport's read and write buffer, each,
+// per connection. APIOps requests and answers are a few hundred bytes of
+// headers and a small JSON body, and a larger body or header goes through
+// in more reads or writes; the buffers, on the other hand, live as long as
+// their connection, and a worker keeps one connection per concurrent call:
+// at 1,024 calls, net/http's 4 KiB each came to 8 MiB of live heap, twice
+// that at the GC's peak.
+const connBufferSize = 2 << 10
+
 // defaultTransport is http.DefaultTransport's configuration with timeouts on
 // every phase before the response headers, so that a connection that hangs is
-// cut even if the caller's context has no deadline, and an idle pool sized
-// for cfg.Concurrency callers.
+// cut even if the caller's context has no deadline, an idle pool sized for
+// cfg.Concurrency callers and smaller buffers (connBufferSize).
 func defaultTransport(cfg Config) *http.Transport {
 	t := &http.Transport{Proxy: http.ProxyFromEnvironment}
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
@@ -79,6 +88,7 @@ func defaultTransport(cfg Config) *http.Transport {
 	t.MaxIdleConns = max(t.MaxIdleConns, cfg.Concurrency)
 	t.MaxIdleConnsPerHost = cfg.Concurrency
 	t.MaxConnsPerHost = 0
+	t.ReadBufferSize, t.WriteBufferSize = connBufferSize, connBufferSize
 	if cfg.TLS != nil {
 		t.TLSClientConfig = cfg.TLS.Clone()
 	}

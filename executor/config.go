@@ -39,7 +39,8 @@ type Config struct {
 	// Transport, if set, is used as is; callers wrap it for TLS settings or
 	// metrics. Default: a clone of http.DefaultTransport with dial, TLS
 	// handshake and response header timeouts, MaxIdleConnsPerHost =
-	// Concurrency and no MaxConnsPerHost limit.
+	// Concurrency, no MaxConnsPerHost limit and 2 KiB read and write
+	// buffers per connection.
 	Transport http.RoundTripper
 	// AllowInsecureHTTP permits a plain http:// BaseURL on a host that is not
 	// loopback. The token would cross the network in clear text, so it is off

@@ -79,7 +79,8 @@ type Config struct {
 	// ends a job that crashes every worker it reaches). Default 20.
 	MaxDeliver int
 	// MaxAckPending bounds the jobs delivered and not yet acknowledged,
-	// across all replicas; each replica holds up to twice its concurrency.
+	// across all replicas; each replica holds up to WORKER_MAX_JOBS
+	// (its concurrency plus up to 256 more), and no more than this.
 	// Default 1024.
 	MaxAckPending int
 	// LedgerTTL is how long a job's ledger record is kept after its last

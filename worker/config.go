@@ -28,7 +28,8 @@ type Config struct {
 	// Jobs beyond Concurrency are claimed, locked and recorded while others'
 	// calls run, so that the ledger and NATS round trips do not leave
 	// Apinizer idle. The consumer's MaxAckPending should allow every
-	// replica's MaxJobs. Default (or 0) twice Concurrency.
+	// replica's MaxJobs; a replica never holds more than it (Run). Default
+	// (or 0) Concurrency plus as many again, at most 256 more.
 	MaxJobs int
 	// JobTimeout bounds the Apinizer call of one delivery, in-process
 	// retries included; waiting out an outage or a busy resource is not
@@ -72,7 +73,7 @@ type Config struct {
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 16)
-	c.MaxJobs = cmp.Or(c.MaxJobs, 2*c.Concurrency)
+	c.MaxJobs = cmp.Or(c.MaxJobs, defaultMaxJobs(c.Concurrency))
 	c.JobTimeout = cmp.Or(c.JobTimeout, 5*time.Minute)
 	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 30*time.Second)
 	c.FetchWait = cmp.Or(c.FetchWait, 5*time.Second)
@@ -100,7 +101,7 @@ func (c Config) Validate() error {
 	v := setting.New(ErrInvalidConfig)
 	v.Want(c.Concurrency >= 1 && c.Concurrency <= 4096, "Concurrency", c.Concurrency, "1 to 4096")
 	v.Want(c.MaxJobs == 0 || c.MaxJobs >= c.Concurrency && c.MaxJobs <= 8192, "MaxJobs", c.MaxJobs,
-		fmt.Sprintf("0 (twice the concurrency) or %d (the concurrency) to 8192", c.Concurrency))
+		fmt.Sprintf("0 (the default, %d) or %d (the concurrency) to 8192", defaultMaxJobs(c.Concurrency), c.Concurrency))
 	v.Want(c.JobTimeout > 0, "JobTimeout", c.JobTimeout, "positive")
 	v.Want(c.ShutdownGrace > 0, "ShutdownGrace", c.ShutdownGrace, "positive")
 	v.Want(c.FetchWait > 0, "FetchWait", c.FetchWait, "positive")
@@ -108,6 +109,16 @@ func (c Config) Validate() error {
 	v.Want(c.ProbeInterval > 0, "ProbeInterval", c.ProbeInterval, "positive")
 	v.Want(c.BacklogInterval > 0, "BacklogInterval", c.BacklogInterval, "positive")
 	return v.Err()
+}
+
+// defaultMaxJobs is MaxJobs's default for a concurrency: twice the
+// concurrency up to 256 calls, then the concurrency plus 256. A few hundred
+// jobs ahead of the calls are enough to keep the ledger and NATS round trips
+// off the calls' path (at 256 calls of 100 ms they took throughput from 81%
+// to over 90% of the ideal); each job held costs a handler goroutine and its
+// buffers, which at 1,024 calls took the peak RSS past 100 MiB.
+func defaultMaxJobs(concurrency int) int {
+	return concurrency + min(concurrency, 256)
 }
 
 // ExponentialDelay returns a redelivery delay that starts at initial, doubles

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,20 +119,25 @@ type delivery struct {
 	jobRef
 	msg jetstream.Msg
 
-	// The delivery's logger is built on first use: most jobs log nothing
-	// below warn, and a handler's With formats its attributes eagerly. The
-	// progress reporter logs too, hence the mutex.
+	// The delivery's logger adds its attributes to the worker's only once a
+	// line is written (lazyAttrs): most jobs log nothing below warn, and a
+	// handler formats the attributes it is given at once. The progress
+	// reporter logs too, hence the mutex.
 	logMu sync.Mutex
 	base  *slog.Logger
-	attrs []any
+	attrs []slog.Attr
 	log   *slog.Logger
 }
 
-// with adds attributes to the delivery's log lines.
+// with adds attributes, given as pairs of a string key and a value, to the
+// delivery's log lines.
 func (d *delivery) with(args ...any) {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
-	d.attrs = append(d.attrs, args...)
+	for i := 0; i+1 < len(args); i += 2 {
+		key, _ := args[i].(string)
+		d.attrs = append(d.attrs, slog.Any(key, args[i+1]))
+	}
 	d.log = nil
 }
 
@@ -140,10 +146,39 @@ func (d *delivery) logger() *slog.Logger {
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
 	if d.log == nil {
-		d.log = d.base.With(d.attrs...)
+		// Clipped: a later with appends to a copy, not under this logger.
+		d.log = slog.New(&lazyAttrs{base: d.base.Handler(), attrs: slices.Clip(d.attrs)})
 	}
 	return d.log
 }
+
+// lazyAttrs is a delivery's log handler: base with the delivery's
+// attributes, added once a line gets past the level. Every job asks for its
+// logger to say how it ended; at a level that drops that line, formatting
+// the attributes up front was most of the cost of a job's logging.
+type lazyAttrs struct {
+	base  slog.Handler
+	attrs []slog.Attr
+	once  sync.Once
+	h     slog.Handler
+}
+
+func (l *lazyAttrs) handler() slog.Handler {
+	l.once.Do(func() { l.h = l.base.WithAttrs(l.attrs) })
+	return l.h
+}
+
+func (l *lazyAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return l.base.Enabled(ctx, level)
+}
+
+func (l *lazyAttrs) Handle(ctx context.Context, r slog.Record) error {
+	return l.handler().Handle(ctx, r)
+}
+
+func (l *lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler { return l.handler().WithAttrs(attrs) }
+
+func (l *lazyAttrs) WithGroup(name string) slog.Handler { return l.handler().WithGroup(name) }
 
 // handle decides the delivery's fate, then settles it.
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -152,7 +187,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.inFlight.Add(1)
 	defer w.inFlight.Add(-1)
 
-	d := &delivery{msg: msg, base: w.log}
+	// Room for the attributes every job gets: subject, stream_seq,
+	// delivery, job_id, project and attempt.
+	d := &delivery{msg: msg, base: w.log, attrs: make([]slog.Attr, 0, 6)}
 	d.subject, d.header, d.data, d.started = msg.Subject(), msg.Headers(), msg.Data(), w.cfg.Now()
 	if meta, err := msg.Metadata(); err == nil {
 		d.seq, d.deliveries = meta.Sequence.Stream, meta.NumDelivered

@@ -37,14 +37,16 @@ type Worker struct {
 	cons     jetstream.Consumer
 	stream   string
 	consumer string
-	// ackWait and maxDeliver are the consumer's: progress is reported every
-	// third of the ack wait, and on the last delivery a retryable failure
-	// gives up instead of retrying.
-	ackWait    time.Duration
-	maxDeliver int
-	exec       Executor
-	breaker    *breaker
-	store      *storeOutage
+	// ackWait, maxDeliver and maxAckPending are the consumer's: progress is
+	// reported every third of the ack wait, on the last delivery a
+	// retryable failure gives up instead of retrying, and no more jobs than
+	// the max ack pending are ever delivered at once.
+	ackWait       time.Duration
+	maxDeliver    int
+	maxAckPending int
+	exec          Executor
+	breaker       *breaker
+	store         *storeOutage
 	// calls holds a token per Apinizer call in flight.
 	calls chan struct{}
 	log   *slog.Logger
@@ -87,7 +89,7 @@ func (w *Worker) adopt(info *jetstream.ConsumerInfo) error {
 		return fmt.Errorf("%w: consumer %s: ack wait %s: must be at least 1s", ErrInvalidConfig, info.Name, info.Config.AckWait)
 	}
 	w.stream, w.consumer = info.Stream, info.Name
-	w.ackWait, w.maxDeliver = info.Config.AckWait, info.Config.MaxDeliver
+	w.ackWait, w.maxDeliver, w.maxAckPending = info.Config.AckWait, info.Config.MaxDeliver, info.Config.MaxAckPending
 	return nil
 }
 
@@ -165,6 +167,14 @@ func (w *Worker) Run(ctx context.Context) error {
 // wait.
 func (w *Worker) pull(ctx, jobsCtx context.Context, wg *sync.WaitGroup) {
 	maxJobs := w.cfg.MaxJobs
+	// The server delivers no more than the max ack pending at once (-1 is
+	// no limit): handlers beyond it would only idle, each keeping the stack
+	// it grew on an earlier job.
+	if w.maxAckPending > 0 && w.maxAckPending < maxJobs {
+		maxJobs = w.maxAckPending
+		w.log.Info(fmt.Sprintf("holding at most %d jobs, the consumer's max ack pending, not %d", maxJobs, w.cfg.MaxJobs),
+			"max_jobs", w.cfg.MaxJobs, "max_ack_pending", w.maxAckPending)
+	}
 	slots := make(chan struct{}, maxJobs)
 	// A fixed pool of handlers: a goroutine per job would grow a fresh stack
 	// for every job. A message is only fetched for a free slot, so a

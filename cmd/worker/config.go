@@ -81,7 +81,7 @@ type config struct {
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	c := config{worker: worker.Config{}.WithDefaults(), topo: streams.Config{}.WithDefaults(),
 		settingVars: map[string]string{}, flags: map[string]string{}}
-	c.worker.MaxJobs = 0 // twice whatever concurrency is set
+	c.worker.MaxJobs = 0 // the default for whatever concurrency is set
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	// Errors are returned, not printed; help goes to out (usage).
 	fs.SetOutput(io.Discard)
@@ -184,7 +184,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 
 	section("Worker")
 	settingNum(&c.worker.Concurrency, "Concurrency", "WORKER_CONCURRENCY", "concurrency", "Apinizer calls in flight at once")
-	settingNum(&c.worker.MaxJobs, "MaxJobs", "WORKER_MAX_JOBS", "max-jobs", "jobs held at once, at least the concurrency (0: twice the concurrency)")
+	settingNum(&c.worker.MaxJobs, "MaxJobs", "WORKER_MAX_JOBS", "max-jobs", "jobs held at once, at least the concurrency (0: the concurrency plus as many again, at most 256 more)")
 	settingDur(&c.worker.JobTimeout, "JobTimeout", "WORKER_JOB_TIMEOUT", "job-timeout", "deadline of one delivery of a job")
 	settingDur(&c.worker.ShutdownGrace, "ShutdownGrace", "WORKER_SHUTDOWN_GRACE", "shutdown-grace", "time in-flight jobs get to finish on shutdown")
 	settingDur(&c.topo.AckWait, "AckWait", "WORKER_ACK_WAIT", "ack-wait", "consumer ack wait")

@@ -399,12 +399,12 @@ func TestConfigErrorOfAComponentSettingNamesTheVariableAndTheFlag(t *testing.T) 
 	t.Parallel()
 	// Each error, and the flags that cause it.
 	for want, args := range map[string][]string{
-		"WORKER_CONCURRENCY (--concurrency): must be 1 to 4096, not 0":                                          {"--concurrency=0"},
-		"WORKER_MAX_JOBS (--max-jobs): must be 0 (twice the concurrency) or 8 (the concurrency) to 8192, not 4": {"--concurrency=8", "--max-jobs=4"},
-		"WORKER_ACK_WAIT (--ack-wait): must be at least 1s, not 500ms":                                          {"--ack-wait=500ms"},
-		"WORKER_MAX_DELIVER (--max-deliver): must be at least 2, not 1":                                         {"--max-deliver=1"},
-		"WORKER_STREAM_REPLICAS (--replicas): must be 1 to 5, not 6":                                            {"--replicas=6"},
-		"WORKER_SHUTDOWN_GRACE (--shutdown-grace): must be positive, not 0s":                                    {"--shutdown-grace=0s"},
+		"WORKER_CONCURRENCY (--concurrency): must be 1 to 4096, not 0":                                    {"--concurrency=0"},
+		"WORKER_MAX_JOBS (--max-jobs): must be 0 (the default, 16) or 8 (the concurrency) to 8192, not 4": {"--concurrency=8", "--max-jobs=4"},
+		"WORKER_ACK_WAIT (--ack-wait): must be at least 1s, not 500ms":                                    {"--ack-wait=500ms"},
+		"WORKER_MAX_DELIVER (--max-deliver): must be at least 2, not 1":                                   {"--max-deliver=1"},
+		"WORKER_STREAM_REPLICAS (--replicas): must be 1 to 5, not 6":                                      {"--replicas=6"},
+		"WORKER_SHUTDOWN_GRACE (--shutdown-grace): must be positive, not 0s":                              {"--shutdown-grace=0s"},
 	} {
 		t.Run(strings.Join(args, " ")+" is refused with "+want, func(t *testing.T) {
 			t.Parallel()
