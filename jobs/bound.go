@@ -53,18 +53,36 @@ const shortMessageSize = 128
 // the deployment message. The identifying fields (job id, subject, names,
 // status, error code) are never changed, so a result whose identifiers
 // alone exceed limit is returned as small as it gets. r is not modified.
-func Bound(r Result, limit int) Result {
+func Bound(r Result, limit int) Result { return BoundEncoded(r, limit).Result }
+
+// Encoded is a result with its JSON encoding, made once: the worker keeps
+// the same bytes in the ledger and publishes them.
+type Encoded struct {
+	Result Result
+	JSON   []byte
+}
+
+// Encode returns r with its encoding. A result always encodes: it holds
+// only strings, numbers, booleans and times.
+func Encode(r Result) Encoded {
+	b, _ := json.Marshal(r)
+	return Encoded{Result: r, JSON: b}
+}
+
+// BoundEncoded is Bound, with the encoding of the result it returns: the
+// encoding that measured the result serves for the rest of its way.
+func BoundEncoded(r Result, limit int) Encoded {
 	if limit <= 0 {
 		limit = MaxResultSize
 	}
-	size := encodedSize(r)
-	if size <= limit {
-		return r
+	e := Encode(r)
+	if len(e.JSON) <= limit {
+		return e
 	}
 	r = r.clone()
 	r.cutMessages(MaxMessageSize)
-	if size = encodedSize(r); size <= limit {
-		return r
+	if e = Encode(r); len(e.JSON) <= limit {
+		return e
 	}
 	// Lists are cut to leave room for the note that counts what was left
 	// out. A list is cut in proportion to how far over the result is (at
@@ -78,6 +96,7 @@ func Bound(r Result, limit int) Result {
 		func(over float64) bool { return d != nil && cutEnvironments(d, over, &omittedEnvs) },
 		func(float64) bool { r.cutMessages(len(CutMark)); return false },
 	}
+	size := len(e.JSON)
 cutting:
 	for _, step := range steps {
 		for more := true; more; {
@@ -91,18 +110,14 @@ cutting:
 		note := fmt.Sprintf(" [%d environment and %d pod results omitted]", omittedEnvs, omittedPods)
 		d.Message = Cut(d.Message, MaxMessageSize-len(note)) + note
 	}
-	return r
+	return Encode(r)
 }
 
 // noteRoom is kept free for Bound's note: its text and two counts.
 const noteRoom = 96
 
-// encodedSize is the length of r's JSON encoding. A result always encodes:
-// it holds only strings, numbers, booleans and times.
-func encodedSize(r Result) int {
-	b, _ := json.Marshal(r)
-	return len(b)
-}
+// encodedSize is the length of r's JSON encoding.
+func encodedSize(r Result) int { return len(Encode(r).JSON) }
 
 // clone copies what Bound changes, so that the caller's result, which may
 // share a deployment result with the executor's response, is left alone.

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -301,12 +302,14 @@ func (l *Ledger) Waited(ctx context.Context, jobID string, delivery uint64) erro
 // the reverse. From then on Claim returns the record. It fails with ErrLost
 // when the claim was taken over (and written out to the job record) or the
 // job made final by someone else (Settle).
-func (l *Ledger) Finish(ctx context.Context, c *Claim, appliedSeq uint64, r jobs.Result) error {
-	rec := JobRecord{
-		JobID: c.jobID, State: StateFinal, Owner: l.owner,
-		Attempts: c.Record.Attempts, Deliveries: c.Record.Deliveries, StartedAt: c.Record.StartedAt,
-		Result:   &r,
-		Released: &LockRelease{Token: c.Record.Token, AppliedSeq: appliedSeq},
+func (l *Ledger) Finish(ctx context.Context, c *Claim, appliedSeq uint64, r jobs.Encoded) error {
+	rec := finalRecord{
+		JobRecord: JobRecord{
+			JobID: c.jobID, State: StateFinal, Owner: l.owner,
+			Attempts: c.Record.Attempts, Deliveries: c.Record.Deliveries, StartedAt: c.Record.StartedAt,
+			Released: &LockRelease{Token: c.Record.Token, AppliedSeq: appliedSeq},
+		},
+		Result: r.JSON,
 	}
 	key := jobKey(c.jobID)
 	for range 3 {
@@ -322,11 +325,18 @@ func (l *Ledger) Finish(ctx context.Context, c *Claim, appliedSeq uint64, r jobs
 		if !isConflict(err) {
 			return fmt.Errorf("ledger: finish job %q: %w", c.jobID, err)
 		}
-		if done, err := l.recheck(ctx, c, &rec); done || err != nil {
+		if done, err := l.recheck(ctx, c, &rec.JobRecord); done || err != nil {
 			return err
 		}
 	}
 	return fmt.Errorf("ledger: finish job %q: the record keeps changing", c.jobID)
+}
+
+// finalRecord is a final JobRecord as Finish writes it: with the result
+// encoded already (jobs.Encoded), the bytes the worker also publishes.
+type finalRecord struct {
+	JobRecord
+	Result json.RawMessage `json:"result"` // shallower than JobRecord.Result, so it is the one encoded
 }
 
 // recheck looks at a job record that moved on since the claim c read it,

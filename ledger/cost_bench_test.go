@@ -82,5 +82,5 @@ func costOp(ctx context.Context, kv jetstream.KeyValue, led *ledger.Ledger, op, 
 	if err != nil {
 		return err
 	}
-	return led.Finish(ctx, c, uint64(i+1), jobs.Result{JobID: id, Subject: "apiops.key.delete", Status: jobs.StatusSucceeded, Attempts: 1, StartedAt: time.Now(), FinishedAt: time.Now()})
+	return led.Finish(ctx, c, uint64(i+1), jobs.Encode(jobs.Result{JobID: id, Subject: "apiops.key.delete", Status: jobs.StatusSucceeded, Attempts: 1, StartedAt: time.Now(), FinishedAt: time.Now()}))
 }

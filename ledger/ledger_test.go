@@ -62,7 +62,9 @@ var (
 	resC = jobs.ResourceKey{Project: "P", Kind: jobs.KindCertificate, Name: "c"}
 )
 
-func succeeded(id string) jobs.Result { return jobs.Result{JobID: id, Status: jobs.StatusSucceeded} }
+func succeeded(id string) jobs.Encoded {
+	return jobs.Encode(jobs.Result{JobID: id, Status: jobs.StatusSucceeded})
+}
 
 // claim claims the job or fails the test.
 func claim(t *testing.T, l *ledger.Ledger, id string, res jobs.ResourceKey, delivery uint64) *ledger.Claim {
@@ -206,7 +208,7 @@ func TestAResourceRemembersItsLastAppliedJob(t *testing.T) {
 		t.Errorf("after the newer job: last %d by %q, want 7 by \"newer\"", older.Record.LastSeq, older.Record.LastJobID)
 	}
 	// A job not applied frees the resource without changing its history.
-	if err := b.Finish(ctx, older, 0, jobs.Result{JobID: "older", Status: jobs.StatusSuperseded}); err != nil {
+	if err := b.Finish(ctx, older, 0, jobs.Encode(jobs.Result{JobID: "older", Status: jobs.StatusSuperseded})); err != nil {
 		t.Fatal(err)
 	}
 

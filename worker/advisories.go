@@ -89,7 +89,9 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 	_ = j.decode() // an invalid job may still name its id
 	f := stranded(adv)
 	now := w.cfg.Now()
-	r := j.result(*f.outcome, now)
+	// Settle may answer with another result (the job's own, or with more
+	// attempts): this one is encoded only once it is the one published.
+	r := j.result(*f.outcome, now).Result
 	log := w.log.With("subject", raw.Subject, "stream_seq", adv.StreamSeq, "delivery", adv.Deliveries, "job_id", r.JobID)
 
 	deadLetter := true
@@ -115,7 +117,7 @@ func (w *Worker) strandedJob(ctx context.Context, data []byte) error {
 			return err
 		}
 	}
-	if err := w.publishResult(ctx, &j, r); err != nil {
+	if err := w.publishResult(ctx, &j, jobs.Encode(r)); err != nil {
 		w.reprovision(ctx, objResults, err)
 		return err
 	}

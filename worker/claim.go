@@ -152,6 +152,6 @@ func (h *hold) giveBack(ctx context.Context, log *slog.Logger) {
 
 // finish records the job's final result r and, in the same write, frees its
 // resource, recording appliedSeq (if not 0) as the last job applied to it.
-func (h *hold) finish(ctx context.Context, appliedSeq uint64, r jobs.Result) error {
+func (h *hold) finish(ctx context.Context, appliedSeq uint64, r jobs.Encoded) error {
 	return h.ledger.Finish(ctx, h.claim, appliedSeq, r)
 }

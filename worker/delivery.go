@@ -52,9 +52,9 @@ func (j *jobRef) decode() error {
 	return nil
 }
 
-// result builds the job's result. It never carries the certificate or the
-// token: only names, statuses and Apinizer's messages.
-func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
+// result builds the job's result, encoded. It never carries the
+// certificate or the token: only names, statuses and Apinizer's messages.
+func (j *jobRef) result(o outcome, now time.Time) jobs.Encoded {
 	r := jobs.Result{
 		JobID:            j.jobID,
 		Subject:          j.subject,
@@ -82,7 +82,7 @@ func (j *jobRef) result(o outcome, now time.Time) jobs.Result {
 	}
 	// The result is published, kept in the ledger and in dead letters: an
 	// oversize one would fail on every delivery, after the change was made.
-	return jobs.Bound(r, jobs.MaxResultSize)
+	return jobs.BoundEncoded(r, jobs.MaxResultSize)
 }
 
 // resultSubject is where the job's result goes: its subject's results

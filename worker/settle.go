@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,16 +34,18 @@ func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 		return
 	}
 	now := w.cfg.Now()
-	var result *jobs.Result
+	// The result is encoded once, for the ledger and the publish.
+	var result *jobs.Encoded
 	switch {
 	case f.action == republish:
-		result = f.stored
+		e := jobs.Encode(*f.stored)
+		result = &e
 	case f.outcome != nil:
-		r := d.result(*f.outcome, now)
-		result = &r
+		e := d.result(*f.outcome, now)
+		result = &e
 	}
 	if f.action == giveUp {
-		rec := d.jobRef.deadLetter(f.dlqReason, *result, now)
+		rec := d.jobRef.deadLetter(f.dlqReason, result.Result, now)
 		err := storedErr(stop, w, objDLQ, func(ctx context.Context) error { return w.deadLetter(ctx, d.logger(), rec) })
 		if err != nil {
 			d.logger().Warn("could not dead-letter the job; retrying the delivery", "err", err)
@@ -63,8 +64,8 @@ func (w *Worker) settle(stop context.Context, d *delivery, h *hold, f fate) {
 			f = fate{action: retry, delay: w.cfg.RedeliveryDelay(d.deliveries), reason: "result_publish"}
 		} else if f.action != republish {
 			// A republished result was counted when it was first made.
-			w.cfg.Metrics.JobFinished(*result, w.cfg.Now().Sub(d.started))
-			w.logFinished(d, h.held(), *result)
+			w.cfg.Metrics.JobFinished(result.Result, w.cfg.Now().Sub(d.started))
+			w.logFinished(d, h.held(), result.Result)
 		}
 	}
 	var err error
@@ -105,7 +106,7 @@ func (w *Worker) logFinished(d *delivery, claimed bool, r jobs.Result) {
 // and the resource lock are given back; for a final result, one write
 // records it, frees the resource and tells it whether this job was applied,
 // so that an older job coming later finds itself superseded.
-func (w *Worker) record(stop context.Context, d *delivery, h *hold, f fate, result *jobs.Result) fate {
+func (w *Worker) record(stop context.Context, d *delivery, h *hold, f fate, result *jobs.Encoded) fate {
 	if !h.held() {
 		return f // no ledger, or nothing claimed
 	}
@@ -149,14 +150,10 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, rec dlq.Recor
 
 // publishResult publishes the result r of job j, carrying the job's trace
 // context, and waits for JetStream's acknowledgement.
-func (w *Worker) publishResult(ctx context.Context, j *jobRef, r jobs.Result) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
-	}
+func (w *Worker) publishResult(ctx context.Context, j *jobRef, r jobs.Encoded) error {
 	msg := nats.NewMsg(j.resultSubject())
-	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, j.resultMsgID(r))
+	msg.Data = r.JSON
+	msg.Header.Set(nats.MsgIdHdr, j.resultMsgID(r.Result))
 	if tp, ok := tracecontext.Parse(j.header.Get(traceHeader)); ok {
 		msg.Header.Set(traceHeader, tp)
 	}
