@@ -41,6 +41,7 @@ type Lease struct {
 	rev        uint64        // the revision this replica wrote; 0 when not holding
 	validUntil time.Time     // when this replica stops relying on it
 	term       chan struct{} // closed when the current term ends
+	expiry     *time.Timer   // ends the term at validUntil unless renewed
 }
 
 // New returns a lease of ttl on key of kv for holder, which must differ
@@ -103,12 +104,30 @@ func (l *Lease) Step(ctx context.Context) (bool, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.rev == 0 || !now.Before(l.validUntil) {
+	// A new term, unless this renews one still open: a term may have lapsed
+	// (term nil) while a renewal begun in time was on its way.
+	if l.rev == 0 || l.term == nil || !now.Before(l.validUntil) {
 		l.endTerm()
 		l.term = make(chan struct{})
 	}
 	l.rev, l.validUntil = rev, now.Add(l.ttl*3/4)
+	if l.expiry == nil {
+		l.expiry = time.AfterFunc(time.Until(l.validUntil), l.lapse)
+	} else {
+		l.expiry.Reset(time.Until(l.validUntil))
+	}
 	return true, nil
+}
+
+// lapse ends the term if it was not renewed in time: a holder cut off from
+// the bucket hears nothing that would end it, yet must stop relying on the
+// lease when its record expires, before another replica can take it.
+func (l *Lease) lapse() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !time.Now().Before(l.validUntil) {
+		l.endTerm()
+	}
 }
 
 // lose records that another replica holds the lease.
@@ -117,6 +136,9 @@ func (l *Lease) lose() {
 	defer l.mu.Unlock()
 	l.rev = 0
 	l.endTerm()
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
 }
 
 // endTerm closes the current term's channel. Callers hold l.mu.
