@@ -296,8 +296,12 @@ func TestALapsedLeaseIsTakenOver(t *testing.T) {
 	if held, _ := a.Held(); held {
 		t.Error("a still relies on the lease after b took it")
 	}
-	if !closed(term) {
-		t.Error("a's term is still open after it lapsed")
+	// The term is closed by a timer at the moment a stops relying on the
+	// lease, which b's takeover may beat by a scheduling delay.
+	select {
+	case <-term:
+	case <-time.After(ttl):
+		t.Error("a's term is still open a lease after it lapsed")
 	}
 	step(t, a, "a, back", false)
 	step(t, b, "b", true)
