@@ -28,15 +28,18 @@ func ReadJob(ctx context.Context, kv jetstream.KeyValue, jobID string) (JobRecor
 // neither knows the job.
 func ReadClaim(ctx context.Context, kv jetstream.KeyValue, jobID string, res jobs.ResourceKey) (JobRecord, error) {
 	job, err := ReadJob(ctx, kv, jobID)
-	if err == nil && job.State == StateFinal || err != nil && !errors.Is(err, ErrNotFound) {
-		return job, err
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return JobRecord{}, err
+	case err == nil && job.State == StateFinal:
+		return job, nil
 	}
 	claim, _, rerr := getRecord[ResourceRecord](ctx, kv, resourceKey(res), "resource record")
 	switch {
-	case errors.Is(rerr, jetstream.ErrKeyNotFound) || rerr == nil && claim.Holder != jobID:
-		return job, err
-	case rerr != nil:
+	case rerr != nil && !errors.Is(rerr, jetstream.ErrKeyNotFound):
 		return JobRecord{}, rerr
+	case rerr != nil || claim.Holder != jobID:
+		return job, err // the job record alone, or ErrNotFound
 	}
 	if final, _, ferr := getRecord[JobRecord](ctx, kv, jobKey(jobID), "job record"); ferr == nil && final.State == StateFinal {
 		return final, nil // finished between the two reads
