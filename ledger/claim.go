@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,20 +41,33 @@ type Claim struct {
 	jobRev uint64
 }
 
-// Claim claims job jobID, for delivery number delivery of its message, in
-// the record of its resource res: one compare-and-set write, or a create,
-// that locks the resource and holds the job. When the job is final already,
-// the claim comes back with Final set and holds nothing. When another live
-// worker holds the resource (or the job) the error is a *BusyError.
+// Delivery names one delivery of a job's message.
+type Delivery struct {
+	// Seq is the message's sequence in the jobs stream.
+	Seq uint64
+	// N is its delivery count, 1 for the first.
+	N uint64
+}
+
+// Claim claims job jobID, for delivery d of its message, in the record of
+// its resource res: one compare-and-set write, or a create, that locks the
+// resource and holds the job. When the job is final already, the claim
+// comes back with Final set and holds nothing. When another live worker
+// holds the resource (or the job) the error is a *BusyError.
 //
 // The resource is claimed before the job record is read: a delivery that
 // finds the job not final while holding its resource knows that no other
 // delivery can finish it meanwhile, so a job is applied at most once even
 // when two of its messages run at the same time.
-func (l *Ledger) Claim(ctx context.Context, jobID string, res jobs.ResourceKey, delivery uint64) (*Claim, error) {
+//
+// The claim's token is made of this ledger's owner, the job and d, so that
+// Claim called again for the same delivery, after an error, recognises its
+// own earlier write whose reply was lost and carries on with it, instead of
+// waiting out its own lease.
+func (l *Ledger) Claim(ctx context.Context, jobID string, res jobs.ResourceKey, d Delivery) (*Claim, error) {
 	now := l.now()
 	c := &Claim{jobID: jobID, key: resourceKey(res)}
-	rec := ResourceRecord{Holder: jobID, Owner: l.owner, Token: newToken(), LeaseUntil: now.Add(l.lease), Attempts: 1, Deliveries: delivery, StartedAt: now}
+	rec := ResourceRecord{Holder: jobID, Owner: l.owner, Token: l.token(jobID, d), LeaseUntil: now.Add(l.lease), Attempts: 1, Deliveries: d.N, StartedAt: now}
 	rev, err := l.kv.Create(ctx, c.key, mustJSON(rec))
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -220,6 +235,15 @@ func (l *Ledger) write(ctx context.Context, c *Claim) error {
 	}
 	c.stored = c.Record.Attempts
 	return nil
+}
+
+// token is the claim token of delivery d of job jobID by this ledger's
+// owner: the same for every Claim of that delivery, and no other's, since
+// an owner names one process and a process gets each delivery once.
+func (l *Ledger) token(jobID string, d Delivery) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d", l.owner, jobID, d.Seq, d.N)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
 }
 
 // fresh reports whether a lease of this ledger's has more than half its

@@ -78,7 +78,7 @@ func costOp(ctx context.Context, kv jetstream.KeyValue, led *ledger.Ledger, op, 
 		return err
 	}
 	id := fmt.Sprintf("bench-job-%d", i)
-	c, err := led.Claim(ctx, id, jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: id}, 1)
+	c, err := led.Claim(ctx, id, jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: id}, ledger.Delivery{N: 1})
 	if err != nil {
 		return err
 	}

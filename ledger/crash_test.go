@@ -81,7 +81,7 @@ func TestCrashTableRows(t *testing.T) {
 				}
 			}
 
-			c, err := b.Claim(ctx, id, res, 2)
+			c, err := b.Claim(ctx, id, res, ledger.Delivery{N: 2})
 			switch {
 			case err != nil:
 				t.Fatalf("the redelivery's claim: %v", err)

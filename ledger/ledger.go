@@ -18,7 +18,6 @@ package ledger
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -238,13 +237,6 @@ func (b boundedKV) Update(ctx context.Context, key string, value []byte, revisio
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	return b.KeyValue.Update(ctx, key, value, revision)
-}
-
-// newToken returns a random claim token.
-func newToken() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Key encoding: job ids and resource names may hold characters a KV key

@@ -69,7 +69,7 @@ func succeeded(id string) jobs.Encoded {
 // claim claims the job or fails the test.
 func claim(t *testing.T, l *ledger.Ledger, id string, res jobs.ResourceKey, delivery uint64) *ledger.Claim {
 	t.Helper()
-	c, err := l.Claim(context.Background(), id, res, delivery)
+	c, err := l.Claim(context.Background(), id, res, ledger.Delivery{N: delivery})
 	if err != nil {
 		t.Fatalf("claim %s: %v", id, err)
 	}
@@ -98,11 +98,11 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 		t.Errorf("fresh claim: prior %d, attempts %d; want 0 and 1 (the claim counts its first attempt)", c.Prior, c.Record.Attempts)
 	}
 	var busy *ledger.BusyError
-	if _, err := b.Claim(ctx, "job-1", resK, 1); !errors.As(err, &busy) || busy.Holder != "worker-a" || busy.Job != "job-1" {
+	if _, err := b.Claim(ctx, "job-1", resK, ledger.Delivery{N: 1}); !errors.As(err, &busy) || busy.Holder != "worker-a" || busy.Job != "job-1" {
 		t.Fatalf("second worker's claim: %v, want busy, held by worker-a", err)
 	}
-	if _, err := a.Claim(ctx, "job-1", resK, 1); !errors.Is(err, ledger.ErrBusy) {
-		t.Fatalf("the same worker claiming again: %v, want busy: one process must not run a job twice", err)
+	if _, err := a.Claim(ctx, "job-1", resK, ledger.Delivery{Seq: 2, N: 1}); !errors.Is(err, ledger.ErrBusy) {
+		t.Fatalf("the same worker claiming again for another message of the job: %v, want busy: one process must not run a job twice", err)
 	}
 	// The first attempt is counted by the claim; the second is written.
 	if err := a.Attempt(ctx, c, 1); err != nil {
@@ -123,7 +123,7 @@ func TestAJobIsClaimedByOneWorkerUntilItsLeaseLapses(t *testing.T) {
 	if err := b.Finish(ctx, taken, 0, succeeded("job-1")); err != nil {
 		t.Fatal(err)
 	}
-	final, err := a.Claim(ctx, "job-1", resK, 3)
+	final, err := a.Claim(ctx, "job-1", resK, ledger.Delivery{N: 3})
 	if err != nil || final.Final == nil || final.Final.Result.Status != jobs.StatusSucceeded {
 		t.Errorf("claim of a final job: %+v, %v; want the stored result", final, err)
 	}
@@ -147,7 +147,7 @@ func TestAFirstAttemptAfterALongWaitChecksTheClaim(t *testing.T) {
 		t.Fatalf("attempt 1 after 40s: %v", err)
 	}
 	clk.advance(40 * time.Second) // 80s after the claim, 40s after the renewal
-	if _, err := b.Claim(ctx, "job-wait", resK, 2); !errors.Is(err, ledger.ErrBusy) {
+	if _, err := b.Claim(ctx, "job-wait", resK, ledger.Delivery{N: 2}); !errors.Is(err, ledger.ErrBusy) {
 		t.Fatalf("another worker 40s after the renewal: %v, want busy", err)
 	}
 
@@ -198,7 +198,7 @@ func TestAResourceRemembersItsLastAppliedJob(t *testing.T) {
 	ctx := context.Background()
 
 	newer := claim(t, a, "newer", resC, 7)
-	_, err := b.Claim(ctx, "older", resC, 1)
+	_, err := b.Claim(ctx, "older", resC, ledger.Delivery{N: 1})
 	busyOn(t, err, "newer", "second job claiming")
 	if err := a.Finish(ctx, newer, 7, succeeded("newer")); err != nil {
 		t.Fatal(err)
@@ -215,9 +215,9 @@ func TestAResourceRemembersItsLastAppliedJob(t *testing.T) {
 	// A dead holder's claim lapses with its lease; until then every job
 	// waits, its own included (a live duplicate must not run it twice).
 	crashed := claim(t, a, "crashed", resC, 1)
-	_, err = a.Claim(ctx, "crashed", resC, 2)
+	_, err = a.Claim(ctx, "crashed", resC, ledger.Delivery{N: 2})
 	busyOn(t, err, "crashed", "the same job claiming again")
-	_, err = b.Claim(ctx, "other", resC, 1)
+	_, err = b.Claim(ctx, "other", resC, ledger.Delivery{N: 1})
 	busyOn(t, err, "crashed", "another job before the lease lapses")
 	clk.advance(2 * time.Minute)
 	other := claim(t, b, "other", resC, 1)
@@ -295,7 +295,7 @@ func TestAJobMadeFinalFreesItsResourceInTheSameWrite(t *testing.T) {
 	if _, err := a.Settle(ctx, "after", res, jobs.Result{JobID: "after", Status: jobs.StatusFailed}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := a.Claim(ctx, "other", res, 1)
+	_, err := a.Claim(ctx, "other", res, ledger.Delivery{N: 1})
 	busyOn(t, err, "after", "claiming a resource whose holder was settled by another")
 }
 
@@ -309,12 +309,12 @@ func TestTwoDeliveriesOfOneJobApplyItOnce(t *testing.T) {
 	ctx := context.Background()
 
 	first := claim(t, a, "twice", resK, 1)
-	_, err := b.Claim(ctx, "twice", resK, 1)
+	_, err := b.Claim(ctx, "twice", resK, ledger.Delivery{N: 1})
 	busyOn(t, err, "twice", "the second message while the first runs")
 	if err := a.Finish(ctx, first, 3, succeeded("twice")); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := b.Claim(ctx, "twice", resK, 1); err != nil || c.Final == nil {
+	if c, err := b.Claim(ctx, "twice", resK, ledger.Delivery{N: 1}); err != nil || c.Final == nil {
 		t.Fatalf("the second message after the first finished: %+v, %v; want the job final", c, err)
 	}
 
@@ -323,7 +323,7 @@ func TestTwoDeliveriesOfOneJobApplyItOnce(t *testing.T) {
 	if err := a.Finish(ctx, claim(t, a, "between", resK, 1), 5, succeeded("between")); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := b.Claim(ctx, "twice", resK, 1); err != nil || c.Final == nil || c.Final.Result.Status != jobs.StatusSucceeded {
+	if c, err := b.Claim(ctx, "twice", resK, ledger.Delivery{N: 1}); err != nil || c.Final == nil || c.Final.Result.Status != jobs.StatusSucceeded {
 		t.Fatalf("the second message after another job: %+v, %v; want the job final", c, err)
 	}
 	if next := claim(t, b, "next", resK, 1); next.Record.LastSeq != 5 || next.Record.LastJobID != "between" {
@@ -402,6 +402,44 @@ func TestAHappyJobCostsTwoWrites(t *testing.T) {
 		}
 		if n := lastSeq() - before; n != 2 {
 			t.Errorf("job %s: %d writes, want 2", id, n)
+		}
+	}
+}
+
+// A Claim whose write landed but whose reply was lost (a timeout, a
+// connection cut) is called again for the same delivery: it finds its own
+// claim and carries on with it, rather than waiting out its own lease as a
+// stranger would.
+func TestAClaimRetriedAfterALostReplyAdoptsItsOwnWrite(t *testing.T) {
+	t.Parallel()
+	a, b, _ := setup(t)
+	ctx := context.Background()
+	d := ledger.Delivery{Seq: 7, N: 1}
+	for _, res := range []jobs.ResourceKey{resK, resC} {
+		if res == resC { // a resource held before: the claim is a compare-and-set
+			if err := b.Finish(ctx, claim(t, b, "before", resC, 1), 3, succeeded("before")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id := "lost-reply-" + res.Name
+		first, err := a.Claim(ctx, id, res, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Its reply lost, the caller knows nothing of first but retries.
+		again, err := a.Claim(ctx, id, res, d)
+		if err != nil {
+			t.Fatalf("%s: the same delivery claiming again: %v, want its own claim back", res.Name, err)
+		}
+		if again.Record.Token != first.Record.Token || again.Prior != 0 || again.Record.Attempts != 1 {
+			t.Errorf("%s: adopted claim %+v (prior %d), want the first write's, with no attempt counted twice", res.Name, again.Record, again.Prior)
+		}
+		if err := a.Finish(ctx, again, 7, succeeded(id)); err != nil {
+			t.Fatalf("%s: finishing the adopted claim: %v", res.Name, err)
+		}
+		// Another delivery of the job finds it final.
+		if c, err := a.Claim(ctx, id, res, ledger.Delivery{Seq: 7, N: 2}); err != nil || c.Final == nil {
+			t.Errorf("%s: the next delivery: %+v, %v; want the job final", res.Name, c, err)
 		}
 	}
 }

@@ -26,6 +26,12 @@ func (l *Ledger) takeResource(ctx context.Context, c *Claim, rec *ResourceRecord
 	if err != nil {
 		return 0, err
 	}
+	if old.Holder == c.jobID && old.Token == rec.Token {
+		// This delivery's own claim: an earlier Claim's write landed, and
+		// its reply was lost.
+		*rec = old
+		return oldRev, nil
+	}
 	holder, holderRev, err := l.foldRelease(ctx, &old)
 	if err != nil {
 		return 0, err

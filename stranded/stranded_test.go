@@ -76,7 +76,7 @@ func TestStrandedJobsAreCountedByOneReplica(t *testing.T) {
 		for msg := range batch.Messages() {
 			id := msg.Headers().Get("Nats-Msg-Id")
 			if want == "" || id == want {
-				if _, err := ledgers[delivery].Claim(ctx, id, byID[id].Resource(), delivery); err != nil {
+				if _, err := ledgers[delivery].Claim(ctx, id, byID[id].Resource(), ledger.Delivery{N: delivery}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -64,7 +64,7 @@ func (w *Worker) busy(ctx context.Context, d *delivery, err error) fate {
 func (w *Worker) claim(ctx context.Context, d *delivery) (*ledger.Claim, error) {
 	return retryBusy(ctx, 2*w.ackWait, func(ctx context.Context) (*ledger.Claim, error) {
 		return stored(ctx, w, objLedger, func(ctx context.Context) (*ledger.Claim, error) {
-			return w.cfg.Ledger.Claim(ctx, d.jobID, d.job.Resource(), d.deliveries)
+			return w.cfg.Ledger.Claim(ctx, d.jobID, d.job.Resource(), ledger.Delivery{Seq: d.seq, N: d.deliveries})
 		})
 	})
 }

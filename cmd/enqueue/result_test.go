@@ -67,7 +67,7 @@ func TestResultTellsQueuedAndInProgressApart(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := jobs.ResourceKey{Project: "P", Kind: jobs.KindKey, Name: "k"}
-		if _, err := l.Claim(ctx, "waiting", res, 1); err != nil {
+		if _, err := l.Claim(ctx, "waiting", res, ledger.Delivery{N: 1}); err != nil {
 			t.Fatal(err)
 		}
 		stdout, stderr, code := enqueue("result", "waiting")
