@@ -212,13 +212,25 @@ func (l *Lease) Keep(ctx context.Context, changed func(held bool), failed func(e
 	}
 }
 
-// Hooks tell a holder what becomes of its lease.
+// Hooks tell a holder what becomes of its lease. A nil hook is not called.
 type Hooks struct {
 	// Changed hears each change of Held: true when this replica took the
 	// lease, false when it lost it.
 	Changed func(held bool)
 	// Failed hears each error reaching the bucket.
 	Failed func(error)
+}
+
+func (h Hooks) changed(held bool) {
+	if h.Changed != nil {
+		h.Changed(held)
+	}
+}
+
+func (h Hooks) failed(err error) {
+	if h.Failed != nil {
+		h.Failed(err)
+	}
 }
 
 // Periodically keeps the lease and, while this replica holds it, calls do at
@@ -231,14 +243,14 @@ func (l *Lease) Periodically(ctx context.Context, interval time.Duration, h Hook
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		l.Keep(ctx, func(held bool) {
-			h.Changed(held)
+			h.changed(held)
 			if held {
 				select {
 				case acquired <- struct{}{}:
 				default:
 				}
 			}
-		}, h.Failed)
+		}, h.failed)
 	})
 	next := time.NewTimer(0)
 	next.Stop()

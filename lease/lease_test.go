@@ -646,3 +646,35 @@ func TestPeriodicallyLosesTheLeaseWhenCutOff(t *testing.T) {
 		t.Errorf("the lease's key after a stopped: %v, want it deleted", err)
 	}
 }
+
+// Hooks left nil are not called: Periodically runs the work all the same.
+func TestPeriodicallyWithoutHooks(t *testing.T) {
+	t.Parallel()
+	l := lease.New(bucket(t), key, "a", time.Second)
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Periodically(ctx, time.Hour, lease.Hooks{}, func(context.Context, <-chan struct{}) {
+			select {
+			case <-ran:
+			default:
+				close(ran)
+			}
+		})
+	}()
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the work did not run within 10s")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Periodically: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Periodically did not return within 10s of its context ending")
+	}
+}
