@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apiops-worker/apiops-worker/executor/apinizertest"
@@ -77,15 +76,7 @@ func TestAgeIdentityFileOpensSecretKeyMaterial(t *testing.T) {
 		defer cancel()
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, nil, getenv(good), &stdout, &stderr) }()
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, js := natstest.Connect(t, srv)
 		material := base64.StdEncoding.EncodeToString([]byte("age-test-key-material"))
 		job := &jobs.KeyCreate{JobID: "age-key", ProjectName: "MyProject", KeyName: "k", KeyFields: jobs.KeyFields{
 			KeyType: jobs.KeySecret, Algorithm: jobs.AlgorithmAES,

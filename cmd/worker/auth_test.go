@@ -141,15 +141,7 @@ func TestAuthWorkerBinaryRunsAgainstAnAuthenticatedServerAndPicksUpARotatedToken
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
 
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", adminPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, srv, nats.UserInfo("admin", adminPassword))
 	awaitProvisioned(t, ctx, js, done, &stderr)
 	rc, err := js.OrderedConsumer(ctx, streams.Results, jetstream.OrderedConsumerConfig{})
 	if err != nil {

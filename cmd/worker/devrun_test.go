@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/apiops-worker/apiops-worker/internal/capture"
+	"github.com/apiops-worker/apiops-worker/internal/natstest"
 	"github.com/apiops-worker/apiops-worker/internal/poll"
 	"github.com/apiops-worker/apiops-worker/internal/selfsigned"
 	"github.com/apiops-worker/apiops-worker/jobs"
@@ -140,15 +140,7 @@ func TestDevRunNATSListensOnNATSURLsPortWhenFree(t *testing.T) {
 // same stack: each succeeds, as the samples left their resources alone.
 func TestDevRunLeavesTheREADMEsResourcesForItsExamples(t *testing.T) {
 	stdout, _ := startDevRun(t, "all sample jobs finished", "--samples", "--nats-url", "nats://127.0.0.1:"+freePort(t))
-	nc, err := nats.Connect(bannerValue(t, stdout.String(), "nats"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Dial(t, bannerValue(t, stdout.String(), "nats"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// From the stream's start: the README's past job ran with the samples.

@@ -47,9 +47,16 @@ func RunServer(tb testing.TB, configure ...func(*server.Options)) *server.Server
 // Connect opens a client connection to s, closed by the test's cleanup.
 func Connect(tb testing.TB, s *server.Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL(), opts...)
+	return Dial(tb, s.ClientURL(), opts...)
+}
+
+// Dial opens a client connection to the server at url (one the test did
+// not start itself, such as a dev stack's), closed by the test's cleanup.
+func Dial(tb testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		tb.Fatalf("natstest: connect: %v", err)
+		tb.Fatalf("natstest: connect to %s: %v", url, err)
 	}
 	tb.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
