@@ -95,10 +95,9 @@ type waiter struct {
 	// left without a result are named in it.
 	order []string
 	// want holds the jobs waited for, by id; in is true for those whose
-	// result came, and pending counts the others.
-	want    map[string]jobs.Job
-	in      map[string]bool
-	pending int
+	// result came.
+	want map[string]jobs.Job
+	in   map[string]bool
 	// got are results taken in and not printed yet.
 	got []jobs.Result
 	// taken are results under a wanted id that are of another job.
@@ -205,7 +204,6 @@ func (w *waiter) expect(ctx context.Context, jobID string, job jobs.Job, fromLed
 	}
 	w.order = append(w.order, jobID)
 	w.want[jobID] = job
-	w.pending++
 	if !fromLedger {
 		return nil
 	}
@@ -231,7 +229,6 @@ func (w *waiter) found(r jobs.Result) {
 		return
 	}
 	w.in[r.JobID] = true
-	w.pending--
 	if job != nil && !sameJob(job, r) {
 		w.taken = append(w.taken, &idTakenError{asked: job, was: r})
 		return
@@ -274,7 +271,7 @@ func (w *waiter) wait(ctx context.Context, stdout, stderr io.Writer) error {
 		w.got = w.got[:0]
 	}
 	flush()
-	for w.pending > 0 {
+	for len(w.in) < len(w.want) {
 		select {
 		case r := <-w.results:
 			w.found(r)
